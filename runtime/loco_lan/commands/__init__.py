@@ -1,0 +1,5 @@
+"""Subcommands of ``loco``: each module here defines ``register(subparsers)``.
+
+``register`` adds one subparser and sets ``func`` on it; ``func(args)`` returns
+the process exit code.
+"""

@@ -1,0 +1,96 @@
+"""The one Kubernetes access layer of loco.lan.
+
+Connection (kubeconfig, context or in-cluster), server-side apply of any
+object, and the small waits and reads the rest of the project needs.  Modules,
+CLIs and services all come through here.
+"""
+
+import functools
+import os
+import time
+
+from kubernetes import client, config
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from loco_lan.errors import LocoError
+
+FIELD_MANAGER = "loco-lan"
+
+
+def api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
+    """An ApiClient for ``kubeconfig``/``context``, ``$KUBECONFIG``, or the in-cluster service account."""
+    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
+    try:
+        if kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            return config.new_client_from_config(config_file=kubeconfig, context=context)
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)
+        return client.ApiClient(configuration)
+    except (config.ConfigException, OSError) as exc:
+        raise LocoError(f"cannot load Kubernetes credentials ({kubeconfig or 'default'}): {exc}") from exc
+
+
+@functools.lru_cache(maxsize=8)
+def _dynamic(api: client.ApiClient) -> DynamicClient:
+    return DynamicClient(api)
+
+
+def resource(api: client.ApiClient, api_version: str, kind: str):
+    try:
+        return _dynamic(api).resources.get(api_version=api_version, kind=kind)
+    except ResourceNotFoundError:
+        # A CRD applied a moment ago is not in the cached discovery yet.
+        _dynamic(api).resources.invalidate_cache()
+        return _dynamic(api).resources.get(api_version=api_version, kind=kind)
+
+
+def apply(api: client.ApiClient, obj: dict, namespace: str | None = None) -> dict:
+    """Server-side apply ``obj`` (created or updated; our field manager owns what it sets)."""
+    meta = obj["metadata"]
+    res = resource(api, obj["apiVersion"], obj["kind"])
+    namespace = meta.get("namespace", namespace) if res.namespaced else None
+    result = res.server_side_apply(
+        body=obj, name=meta["name"], namespace=namespace, field_manager=FIELD_MANAGER, force_conflicts=True
+    )
+    return result.to_dict()
+
+
+def pod_is_ready(pod) -> bool:
+    return pod.status.phase == "Running" and any(
+        c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []
+    )
+
+
+def pod_events(api: client.ApiClient, namespace: str, name: str) -> list[str]:
+    """The pod's events, oldest first, as ``Reason: message`` lines."""
+    events = client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.kind=Pod,involvedObject.name={name}"
+    ).items
+    events.sort(key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp)
+    return [f"{e.reason}: {e.message}" for e in events]
+
+
+def wait_pods_ready(api: client.ApiClient, namespace: str, label_selector: str, count: int,
+                    timeout: float, poll: float = 1.0) -> list:
+    """Wait until ``count`` pods matching the selector are Running and Ready.
+
+    On timeout the error names every pod that is not ready with its phase and events.
+    """
+    core = client.CoreV1Api(api)
+    deadline = time.monotonic() + timeout
+    while True:
+        pods = core.list_namespaced_pod(namespace, label_selector=label_selector).items
+        ready = [p for p in pods if pod_is_ready(p) and not p.metadata.deletion_timestamp]
+        if len(ready) >= count:
+            return sorted(ready, key=lambda p: p.metadata.name)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(poll)
+    lines = [f"{len(ready)}/{count} pods ready in {namespace} ({label_selector}) after {timeout:.0f}s"]
+    for pod in sorted(pods, key=lambda p: p.metadata.name):
+        if pod in ready:
+            continue
+        events = "; ".join(pod_events(api, namespace, pod.metadata.name)[-3:]) or "no events"
+        lines.append(f"{pod.metadata.name}: {pod.status.phase} ({events})")
+    raise LocoError(" | ".join(lines))
