@@ -58,9 +58,9 @@ class Agent:
         ours = {sc.metadata.name: sc for sc in self.storage.list_storage_class().items
                 if sc.provisioner == PROVISIONER}
         for pvc in self.core.list_persistent_volume_claim_for_all_namespaces().items:
-            if pvc.spec.volume_name or pvc.spec.storage_class_name not in ours or pvc.metadata.deletion_timestamp:
-                continue
-            self.create_volume(pvc, ours[pvc.spec.storage_class_name])
+            pending = not pvc.spec.volume_name and not pvc.metadata.deletion_timestamp
+            if pending and pvc.spec.storage_class_name in ours:
+                self.create_volume(pvc, ours[pvc.spec.storage_class_name])
         for pv in self.core.list_persistent_volume().items:
             annotations = pv.metadata.annotations or {}
             if (annotations.get(PROVISIONED_BY) == PROVISIONER and pv.status.phase == "Released"

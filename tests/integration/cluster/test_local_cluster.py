@@ -145,7 +145,8 @@ def test_helm_installs_and_uninstalls_a_chart(local_cluster, tmp_path):
            "HELM_CONFIG_HOME": str(tmp_path / "cfg"), "HELM_DATA_HOME": str(tmp_path / "d")}
 
     def helm(*args):
-        return subprocess.run(["helm", *args], env=env, capture_output=True, text=True, check=True, timeout=120)
+        return subprocess.run(["helm", *args], env=env, capture_output=True, text=True, check=True,
+                              timeout=120)
 
     helm("install", "tiny", str(chart), "--namespace", "helmtest", "--create-namespace", "--wait",
          "--set", "greeting=hi")

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: loco.lan contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -18,7 +17,7 @@ description:
     run side by side.
 version_added: 0.1.0
 author:
-  - loco.lan contributors
+  - loco.lan developers (@loco-lan)
 options:
   name:
     description: Name of the cluster; selects its state directory.
@@ -50,8 +49,10 @@ requirements:
   - loco-lan (the project's runtime package)
 attributes:
   check_mode:
+    description: Reports whether the cluster would be started or stopped, without doing it.
     support: full
   diff_mode:
+    description: Nothing to compare; no diff is returned.
     support: none
 """
 
