@@ -7,11 +7,16 @@ CLIs and services all come through here.
 
 import functools
 import os
+import re
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 
+import yaml
 from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
+from kubernetes.stream import stream as ws_stream
 
 from loco_lan.errors import LocoError
 
@@ -94,3 +99,61 @@ def wait_pods_ready(api: client.ApiClient, namespace: str, label_selector: str, 
         events = "; ".join(pod_events(api, namespace, pod.metadata.name)[-3:]) or "no events"
         lines.append(f"{pod.metadata.name}: {pod.status.phase} ({events})")
     raise LocoError(" | ".join(lines))
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def exec_command(api: client.ApiClient, namespace: str, pod: str, argv: list[str],
+                 container: str | None = None, stdin: Iterable[bytes] | bytes | None = None,
+                 timeout: float = 300.0) -> ExecResult:
+    """Run ``argv`` in a pod's container, feeding ``stdin`` (bytes or chunks) and closing it at the end.
+
+    Stdout and stderr are collected whole: use it for commands with small output.
+    """
+    ws = ws_stream(
+        client.CoreV1Api(api).connect_get_namespaced_pod_exec, pod, namespace, command=argv,
+        container=container, stdin=stdin is not None, stdout=True, stderr=True, tty=False,
+        _preload_content=False, binary=True,
+    )
+    deadline = time.monotonic() + timeout
+    stdout, stderr = bytearray(), bytearray()
+
+    def drain(wait: float = 0) -> None:
+        ws.update(timeout=wait)
+        stdout.extend(ws.read_stdout() if ws.peek_stdout() else b"")
+        stderr.extend(ws.read_stderr() if ws.peek_stderr() else b"")
+
+    try:
+        if stdin is not None:
+            for chunk in [stdin] if isinstance(stdin, bytes) else stdin:
+                ws.write_stdin(chunk)
+                drain()
+            ws.close_channel(0)
+        while ws.is_open():
+            if time.monotonic() > deadline:
+                raise LocoError(f"command {argv[0]!r} in pod {namespace}/{pod} timed out after {timeout:.0f}s")
+            drain(wait=1)
+        drain()
+        return ExecResult(_exit_code(ws.read_channel(3)), bytes(stdout), bytes(stderr))
+    finally:
+        ws.close()
+
+
+def _exit_code(status_json: bytes | str) -> int:
+    """Exit code from the exec error channel's Status (kubelets send an ExitCode cause;
+    kwok only says ``exit status N`` in the message)."""
+    status = yaml.safe_load(status_json or "{}") or {}
+    if status.get("status") == "Success":
+        return 0
+    for cause in (status.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            return int(cause["message"])
+    found = re.search(r"exit status (\d+)", status.get("message", ""))
+    if found:
+        return int(found.group(1))
+    raise LocoError(f"exec failed: {status.get('message') or status_json!r}")
