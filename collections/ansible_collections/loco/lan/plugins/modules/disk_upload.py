@@ -1,0 +1,181 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: loco.lan contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: disk_upload
+short_description: Upload a disk image into a PersistentVolumeClaim, verified and only when needed
+description:
+  - Ensures the PVC (sized from the image plus headroom), starts a short-lived
+    uploader pod mounting it and streams the image through the Kubernetes API
+    (C(exec) stdin) into a part file.
+  - The sha256 is verified inside the cluster before the part file is renamed
+    over the final name, and recorded as the PVC annotation C(loco.lan/disk-sha256).
+  - When the annotation already matches the image, nothing is sent (C(changed=false)).
+  - An interrupted transfer resumes from the part file's size; a digest mismatch
+    removes the part file and leaves the previous image untouched.
+version_added: 0.1.0
+author:
+  - loco.lan developers (@loco-lan)
+options:
+  image:
+    description: Path of the local disk image (qcow2).
+    type: path
+    required: true
+  pvc:
+    description: Name of the PersistentVolumeClaim to create or fill.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the PVC.
+    type: str
+    required: true
+  file_name:
+    description: Name of the image inside the volume.
+    type: str
+    default: win98.qcow2
+  storage_class:
+    description: Storage class of a new PVC; the cluster's default class when omitted.
+    type: str
+  access_modes:
+    description:
+      - Access modes of a new PVC. Use V(ReadOnlyMany) or V(ReadWriteMany) where the storage
+        class supports it, so that many emulators can mount one shared base image.
+    type: list
+    elements: str
+    default: [ReadWriteOnce]
+  size:
+    description: Minimum size of a new PVC (for example V(4Gi)); the image size plus headroom when larger.
+    type: str
+  headroom_percent:
+    description: Space added to the image size when sizing a new PVC.
+    type: int
+    default: 10
+  uploader_image:
+    description: Image of the uploader pod; it needs C(sh), C(cat), C(wc), C(sha256sum) and C(mv).
+    type: str
+    default: docker.io/library/busybox:1.36
+  expected_sha256:
+    description:
+      - Digest the image must have once in the cluster (for example the snapshot's recorded digest).
+      - When omitted it is computed from the local file.
+    type: str
+  timeout:
+    description: Seconds to wait for the uploader pod to become ready.
+    type: int
+    default: 300
+extends_documentation_fragment:
+  - loco.lan.kube
+requirements:
+  - loco-lan (the project's runtime package)
+attributes:
+  check_mode:
+    description: Reports whether the PVC would be created and the image uploaded; sends nothing.
+    support: full
+  diff_mode:
+    description: Shows the digest recorded on the PVC before and after.
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Upload the Windows 98 disk into the cluster
+  loco.lan.disk_upload:
+    image: /var/cache/loco/win98.qcow2
+    pvc: win98-disk
+    namespace: loco
+    access_modes: [ReadOnlyMany]
+"""
+
+RETURN = r"""
+action:
+  description: V(uploaded), V(current) (already there, nothing sent) or V(would-upload) (check mode).
+  returned: always
+  type: str
+sha256:
+  description: Digest of the image, as verified in the cluster.
+  returned: always
+  type: str
+size:
+  description: Size of the image in bytes.
+  returned: always
+  type: int
+pvc_created:
+  description: Whether the PVC was (or would be) created.
+  returned: always
+  type: bool
+previous_sha256:
+  description: Digest recorded on the PVC before this run, if any.
+  returned: always
+  type: str
+resumed_from:
+  description: Byte offset an interrupted earlier transfer was resumed from.
+  returned: always
+  type: int
+sent:
+  description: Bytes sent by this run.
+  returned: always
+  type: int
+"""
+
+import traceback
+from pathlib import Path
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    from loco_lan import kube
+    from loco_lan.diskupload import SHA_ANNOTATION, DiskUploader, UploadRequest
+    from loco_lan.errors import LocoError
+except ImportError:
+    HAS_LOCO = False
+    LOCO_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_LOCO = True
+    LOCO_IMPORT_ERROR = None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            image=dict(type="path", required=True),
+            pvc=dict(type="str", required=True),
+            namespace=dict(type="str", required=True),
+            file_name=dict(type="str", default="win98.qcow2"),
+            storage_class=dict(type="str"),
+            access_modes=dict(type="list", elements="str", default=["ReadWriteOnce"]),
+            size=dict(type="str"),
+            headroom_percent=dict(type="int", default=10),
+            uploader_image=dict(type="str", default="docker.io/library/busybox:1.36"),
+            expected_sha256=dict(type="str"),
+            timeout=dict(type="int", default=300),
+            kubeconfig=dict(type="path"),
+            context=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_LOCO:
+        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
+    p = module.params
+    request = UploadRequest(
+        image=Path(p["image"]), pvc=p["pvc"], namespace=p["namespace"], file_name=p["file_name"],
+        storage_class=p["storage_class"], access_modes=tuple(p["access_modes"]), size=p["size"],
+        headroom=p["headroom_percent"] / 100, uploader_image=p["uploader_image"],
+        expected_sha256=p["expected_sha256"], timeout=p["timeout"],
+    )
+    try:
+        result = DiskUploader(kube.api_client(p["kubeconfig"], p["context"]), request).run(
+            check_mode=module.check_mode).as_dict()
+    except LocoError as exc:
+        module.fail_json(msg=str(exc))
+    if module._diff and result["changed"]:
+        result["diff"] = {"before": {SHA_ANNOTATION: result["previous_sha256"]},
+                          "after": {SHA_ANNOTATION: result["sha256"]}}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
