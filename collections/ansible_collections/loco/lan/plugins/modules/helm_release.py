@@ -103,7 +103,7 @@ action:
   returned: always
   type: str
   sample: upgrade
-values:
+release_values:
   description: The values the release has after the task.
   returned: when state is present
   type: dict
@@ -162,7 +162,7 @@ def main():
                 helm.uninstall(p["name"], p["namespace"], wait=p["wait"])
             module.exit_json(changed=exists, action="uninstall" if exists else "none")
         plan = helm.plan(p["name"], p["namespace"], p["chart_ref"], p["values"], patch=p["patch"])
-        result = dict(changed=plan.changed, action=plan.action, values=plan.values_after,
+        result = dict(changed=plan.changed, action=plan.action, release_values=plan.values_after,
                       manifest_changed=plan.manifest_changed)
         if module._diff and plan.changed:
             result["diff"] = plan.diff()
