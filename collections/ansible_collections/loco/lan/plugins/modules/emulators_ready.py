@@ -1,0 +1,114 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: loco.lan contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: emulators_ready
+short_description: Wait until a release's emulator pods are ready
+description:
+  - Waits, up to O(timeout) seconds, until the C(<release>-emulator) StatefulSet
+    has O(count) Running and Ready pods.
+  - On timeout it fails with a message naming every pod that is not ready, its phase
+    and its latest events (for example C(FailedScheduling)).
+  - Only reads the cluster; never reports a change.
+version_added: 0.1.0
+author:
+  - loco.lan developers (@loco-lan)
+options:
+  namespace:
+    description: Namespace of the release.
+    type: str
+    required: true
+  release:
+    description: Helm release name.
+    type: str
+    default: loco
+  count:
+    description: Number of ready pods to wait for; the StatefulSet's replicas when omitted.
+    type: int
+  timeout:
+    description: Seconds to wait.
+    type: int
+    default: 300
+extends_documentation_fragment:
+  - loco.lan.kube
+requirements:
+  - loco-lan (the project's runtime package)
+attributes:
+  check_mode:
+    description: Waits the same way; it changes nothing in either mode.
+    support: full
+  diff_mode:
+    description: Nothing to compare.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Wait for the emulators
+  loco.lan.emulators_ready:
+    namespace: loco
+    release: loco
+    timeout: 600
+"""
+
+RETURN = r"""
+pods:
+  description: Names of the ready emulator pods.
+  returned: success
+  type: list
+  elements: str
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    from kubernetes import client
+
+    from loco_lan import kube
+    from loco_lan.errors import LocoError
+except ImportError:
+    HAS_LOCO = False
+    LOCO_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_LOCO = True
+    LOCO_IMPORT_ERROR = None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            namespace=dict(type="str", required=True),
+            release=dict(type="str", default="loco"),
+            count=dict(type="int"),
+            timeout=dict(type="int", default=300),
+            kubeconfig=dict(type="path"),
+            context=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_LOCO:
+        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
+    p = module.params
+    try:
+        api = kube.api_client(p["kubeconfig"], p["context"])
+        count = p["count"]
+        if count is None:
+            count = client.AppsV1Api(api).read_namespaced_stateful_set(
+                "%s-emulator" % p["release"], p["namespace"]).spec.replicas
+        selector = "app.kubernetes.io/component=emulator,app.kubernetes.io/instance=%s" % p["release"]
+        pods = kube.wait_pods_ready(api, p["namespace"], selector, count, timeout=p["timeout"])
+    except LocoError as exc:
+        module.fail_json(msg=str(exc))
+    except client.ApiException as exc:
+        module.fail_json(msg="cannot read the emulators: %s %s" % (exc.status, exc.reason))
+    module.exit_json(changed=False, pods=[pod.metadata.name for pod in pods])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: loco.lan contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: local_registry
+short_description: Run a CNCF distribution registry on a loopback port
+description:
+  - Starts Debian's C(docker-registry) (the CNCF distribution registry) on 127.0.0.1
+    with its storage under O(state_dir), or stops it.
+  - Idempotent - a running registry is left alone. A restarted registry takes its
+    previous port again when it is free, so references to it stay valid.
+version_added: 0.1.0
+author:
+  - loco.lan developers (@loco-lan)
+options:
+  state_dir:
+    description: Directory holding the registry's config, storage, log and state.
+    type: path
+    required: true
+  state:
+    description: Whether the registry should be running.
+    type: str
+    choices: [started, stopped]
+    default: started
+requirements:
+  - docker-registry (Debian package)
+  - loco-lan (the project's runtime package)
+attributes:
+  check_mode:
+    description: Reports whether the registry would be started or stopped.
+    support: full
+  diff_mode:
+    description: Nothing to compare.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Start a registry for the demo snapshot
+  loco.lan.local_registry:
+    state_dir: /var/lib/loco-lan/registry
+  register: registry
+
+- name: Use it
+  ansible.builtin.debug:
+    msg: "push to {{ registry.host }}/loco/qemu-snapshots:win98-demo"
+"""
+
+RETURN = r"""
+host:
+  description: C(127.0.0.1:port) of the running registry.
+  returned: when started
+  type: str
+url:
+  description: Base URL of the running registry.
+  returned: when started
+  type: str
+"""
+
+import json
+import traceback
+from pathlib import Path
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    from loco_lan.errors import LocoError
+    from loco_lan.localregistry import LocalRegistry
+except ImportError:
+    HAS_LOCO = False
+    LOCO_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_LOCO = True
+    LOCO_IMPORT_ERROR = None
+
+
+def previous_port(state_dir):
+    try:
+        return json.loads((Path(state_dir) / "state.json").read_text())["port"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state_dir=dict(type="path", required=True),
+            state=dict(type="str", default="started", choices=["started", "stopped"]),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_LOCO:
+        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
+    state_dir = module.params["state_dir"]
+    running = LocalRegistry.load(state_dir)
+    if module.params["state"] == "stopped":
+        if running is not None and not module.check_mode:
+            running.stop()
+        module.exit_json(changed=running is not None)
+    changed = running is None
+    if changed and not module.check_mode:
+        try:
+            running = LocalRegistry(state_dir, port=previous_port(state_dir)).start()
+        except LocoError:
+            # The old port is taken by something else: any free port will do.
+            try:
+                running = LocalRegistry(state_dir).start()
+            except LocoError as exc:
+                module.fail_json(msg=str(exc))
+    if running is None:
+        module.exit_json(changed=changed)
+    module.exit_json(changed=changed, host=running.host, url=running.url)
+
+
+if __name__ == "__main__":
+    main()

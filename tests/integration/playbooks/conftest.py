@@ -1,0 +1,56 @@
+"""Run the project's playbooks as a user would, with everything they create kept under tmp."""
+
+import json
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from loco_lan.cluster.local import LocalCluster
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class PlaybookRun:
+    returncode: int
+    output: str
+    seconds: float
+
+    def recap(self) -> dict[str, dict[str, int]]:
+        """Per host: ok, changed, failed... from the PLAY RECAP."""
+        hosts = {}
+        for host, stats in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", self.output, flags=re.M):
+            hosts[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", stats)}
+        return hosts
+
+
+@pytest.fixture
+def sandbox(tmp_path_factory):
+    """State, caches and config of one test's playbook runs; stops its clusters at the end."""
+    root = tmp_path_factory.mktemp("playbooks")
+    env = {**os.environ, "XDG_STATE_HOME": str(root / "state"), "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+
+    def run(playbook: str, inventory: str | Path, *extra: str) -> PlaybookRun:
+        start = time.monotonic()
+        result = subprocess.run(
+            ["ansible-playbook", "-i", str(inventory), str(REPO / "playbooks" / playbook),
+             "-e", f"loco_image_dir={root / 'images'}", "-e", f"loco_state_dir={root / 'state' / 'loco-lan'}",
+             *extra],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+        return PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - start)
+
+    run.root = root
+    yield run
+    clusters = root / "state" / "loco-lan" / "clusters"
+    for cluster in clusters.iterdir() if clusters.exists() else []:
+        LocalCluster(cluster.name, state_root=clusters).down()
+    for registry in (root / "state" / "loco-lan" / "registries").glob("*/state.json"):
+        pid = json.loads(registry.read_text()).get("pid")
+        if pid:
+            subprocess.run(["kill", str(pid)], check=False)
