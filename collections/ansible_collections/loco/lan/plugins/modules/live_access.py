@@ -1,0 +1,133 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: loco.lan contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: live_access
+short_description: Supervised port-forwards to every emulator, for local use
+description:
+  - Starts (or stops) a detached supervisor keeping one C(kubectl port-forward) per
+    emulator port running, restarting any that exits and following the StatefulSet when
+    it is scaled.
+  - Instance C(i) is reachable at O(address) on O(vnc_base_port)+C(i) (VNC) and
+    O(health_base_port)+C(i) (health).
+  - Idempotent - a supervisor already running the same configuration is left alone.
+version_added: 0.1.0
+author:
+  - loco.lan developers (@loco-lan)
+options:
+  namespace:
+    description: Namespace of the release.
+    type: str
+    required: true
+  release:
+    description: Helm release name.
+    type: str
+    default: loco
+  state:
+    description: Whether the port-forwards should run.
+    type: str
+    choices: [started, stopped]
+    default: started
+  address:
+    description: Local address the ports listen on.
+    type: str
+    default: 127.0.0.1
+  vnc_base_port:
+    description: Local VNC port of instance-0; instance C(i) gets this plus C(i).
+    type: int
+    default: 15901
+  health_base_port:
+    description: Local health port of instance-0; instance C(i) gets this plus C(i).
+    type: int
+    default: 18080
+  state_dir:
+    description: Where the supervisor's state and log are kept.
+    type: path
+    required: true
+  kubectl:
+    description: The kubectl program.
+    type: path
+    default: kubectl
+extends_documentation_fragment:
+  - loco.lan.kube
+requirements:
+  - kubectl
+  - loco-lan (the project's runtime package)
+attributes:
+  check_mode:
+    description: Reports whether the supervisor would be started or stopped.
+    support: full
+  diff_mode:
+    description: Nothing to compare.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Make the emulators reachable on this machine
+  loco.lan.live_access:
+    namespace: loco
+    state_dir: ~/.local/state/loco-lan/live
+"""
+
+RETURN = r"""
+log:
+  description: Log file of the supervisor.
+  returned: when started
+  type: str
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    from loco_lan.liveaccess import LiveAccess, LiveConfig
+except ImportError:
+    HAS_LOCO = False
+    LOCO_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_LOCO = True
+    LOCO_IMPORT_ERROR = None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            namespace=dict(type="str", required=True),
+            release=dict(type="str", default="loco"),
+            state=dict(type="str", default="started", choices=["started", "stopped"]),
+            address=dict(type="str", default="127.0.0.1"),
+            vnc_base_port=dict(type="int", default=15901),
+            health_base_port=dict(type="int", default=18080),
+            state_dir=dict(type="path", required=True),
+            kubectl=dict(type="path", default="kubectl"),
+            kubeconfig=dict(type="path"),
+            context=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_LOCO:
+        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
+    p = module.params
+    config = LiveConfig(namespace=p["namespace"], release=p["release"], kubeconfig=p["kubeconfig"],
+                        context=p["context"], address=p["address"], vnc_base_port=p["vnc_base_port"],
+                        health_base_port=p["health_base_port"], kubectl=p["kubectl"])
+    live = LiveAccess(config, p["state_dir"])
+    if p["state"] == "stopped":
+        changed = bool(live.state())
+        if changed and not module.check_mode:
+            live.stop()
+        module.exit_json(changed=changed)
+    if module.check_mode:
+        module.exit_json(changed=not live.running())
+    changed = live.start()
+    module.exit_json(changed=changed, log=live.state().get("log"))
+
+
+if __name__ == "__main__":
+    main()

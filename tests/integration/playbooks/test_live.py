@@ -1,0 +1,84 @@
+"""playbooks/live.yml: supervised port-forwards reach every emulator pod, and
+instances.json is rewritten with the local URLs that now answer."""
+
+import json
+import random
+import socket
+import socketserver
+import threading
+import time
+import urllib.request
+
+import pytest
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+class Banner(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.sendall(b"RFB 003.008\n")
+
+
+class Health(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.recv(1024)
+        body = b'{"status": "running"}'
+        self.request.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+def serve(handler):
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def retry(action, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return action()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def test_live_access_forwards_every_emulator_and_rewrites_instances(sandbox):
+    vnc, health = serve(Banner), serve(Health)
+    forward = json.dumps({"5901": f"127.0.0.1:{vnc.server_address[1]}",
+                          "8080": f"127.0.0.1:{health.server_address[1]}"})
+    config = sandbox.root / "config"
+    vnc_base, health_base = random.randrange(20000, 30000, 10), random.randrange(30000, 40000, 10)
+    common = ("-e", f"loco_config_dir={config}", "-e", "loco_local_cluster_name=live", "-e", "loco_replicas=2",
+              "-e", json.dumps({"loco_chart_values": {"emulator": {"podAnnotations": {
+                  "loco.lan/port-forward": forward}}}}))
+    boot = sandbox("bootstrap.yml", "inventories/local", *common)
+    assert boot.returncode == 0, boot.output[-3000:]
+    try:
+        live = sandbox("live.yml", "inventories/local", *common, "-e", f"loco_live_vnc_base_port={vnc_base}",
+                       "-e", f"loco_live_health_base_port={health_base}")
+        assert live.returncode == 0, live.output[-3000:]
+        entries = json.loads((config / "instances.json").read_text())
+        assert [e["vncUrl"] for e in entries] == [f"127.0.0.1:{vnc_base}", f"127.0.0.1:{vnc_base + 1}"]
+        for entry in entries:
+            host, port = entry["vncUrl"].split(":")
+
+            def banner(host=host, port=port):
+                with socket.create_connection((host, int(port)), timeout=5) as conn:
+                    return conn.recv(12)
+
+            assert retry(banner) == b"RFB 003.008\n"
+
+            def status(url=entry["healthUrl"]):
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    return json.load(response)["status"]
+
+            assert retry(status) == "running"
+        again = sandbox("live.yml", "inventories/local", *common, "-e", f"loco_live_vnc_base_port={vnc_base}",
+                        "-e", f"loco_live_health_base_port={health_base}")
+        assert again.recap()["local"]["changed"] == 0, again.output[-3000:]
+    finally:
+        down = sandbox("teardown.yml", "inventories/local", *common)
+        assert down.returncode == 0, down.output[-3000:]
+        vnc.shutdown()
+        health.shutdown()
