@@ -1,0 +1,83 @@
+"""The emulator's health endpoint.
+
+- ``GET /health`` (also ``/healthz`` and ``/``): JSON about QEMU and VNC; 200 when
+  QEMU runs, has been configured (VNC password set) and its VNC port answers with
+  an RFB banner, else 503 (readiness);
+- ``GET /livez``: 200 while QEMU runs (liveness: a slow VNC must not restart the pod).
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+VNC_PROBE_TIMEOUT = 2.0
+VNC_PROBE_CACHE = 1.0  # seconds a probe result is reused, so a busy prober cannot flood QEMU
+
+
+async def vnc_banner(host: str, port: int, timeout: float = VNC_PROBE_TIMEOUT) -> str | None:
+    """The server's ``RFB 003.00x`` banner, or None when nothing VNC answers."""
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                banner = await reader.readexactly(12)
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+    except (OSError, TimeoutError, asyncio.IncompleteReadError):
+        return None
+    return banner.decode("latin-1").strip() if banner.startswith(b"RFB ") else None
+
+
+class HealthServer:
+    def __init__(self, qemu_alive: Callable[[], bool], vnc_host: str, vnc_port: int, info: dict):
+        self._qemu_alive = qemu_alive
+        self._vnc = (vnc_host, vnc_port)
+        self._info = info
+        self._probe: tuple[float, str | None] = (0.0, None)
+        self.configured = False  # set once QEMU took its settings over QMP
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> None:
+        app = web.Application()
+        for path in ("/", "/health", "/healthz"):
+            app.router.add_get(path, self._health)
+        app.router.add_get("/livez", self._live)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def _banner(self) -> str | None:
+        checked, banner = self._probe
+        if time.monotonic() - checked > VNC_PROBE_CACHE:
+            banner = await vnc_banner(*self._vnc)
+            self._probe = (time.monotonic(), banner)
+        return banner
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        alive = self._qemu_alive()
+        banner = await self._banner() if alive else None
+        healthy = alive and self.configured and banner is not None
+        body = {
+            **self._info,
+            "status": "running" if healthy else "starting" if alive else "stopped",
+            "qemu": alive,
+            "vnc": banner is not None,
+            "vncBanner": banner,
+        }
+        return web.json_response(body, status=200 if healthy else 503)
+
+    async def _live(self, _request: web.Request) -> web.Response:
+        alive = self._qemu_alive()
+        return web.json_response({"qemu": alive}, status=200 if alive else 503)

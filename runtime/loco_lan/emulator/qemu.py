@@ -1,0 +1,86 @@
+"""The QEMU command line for one Windows 98 guest (pure: no I/O, unit-tested).
+
+Hardware as the snapshots expect it: machine ``pc``, CPU ``pentium2``, IDE disk,
+VGA ``std`` or ``vmware`` (SoftGPU), NIC ``ne2k_pci``, Sound Blaster 16. The
+default CD-ROM, serial and parallel ports stay, so the guest sees no hardware
+change; the monitor goes to QMP only, never to a console reachable over VNC.
+"""
+
+from pathlib import Path
+
+from loco_lan.emulator.config import EmulatorConfig
+
+
+def build_command(config: EmulatorConfig, disk: Path, accel: str) -> list[str]:
+    """``accel`` is ``kvm`` or ``tcg`` (resolved by the caller from ``config.accel``)."""
+    vnc = f"{_host(config.vnc_listen)}:{config.vnc_display}"
+    if config.vnc_password is not None:
+        vnc += ",password=on"  # the password itself goes over QMP, never on the command line
+    command = [
+        config.qemu_binary,
+        "-name",
+        f"loco-{config.instance_id}",
+        "-machine",
+        "pc",
+        "-accel",
+        accel,
+        "-cpu",
+        "pentium2",
+        "-m",
+        str(config.memory_mb),
+        "-smp",
+        str(config.smp),
+        "-rtc",
+        "base=localtime",
+        "-drive",
+        f"file={_escape(disk)},format=qcow2,if=ide,index=0,media=disk",
+        "-boot",
+        "order=c",
+        "-vga",
+        config.vga,
+        "-display",
+        "none",
+        "-vnc",
+        vnc,
+        "-qmp",
+        f"unix:{_escape(config.qmp_socket)},server=on,wait=off",
+        "-monitor",
+        "none",
+        "-serial",
+        "null",
+        "-parallel",
+        "null",
+    ]
+    command += _network(config)
+    if config.audio:
+        command += ["-audiodev", f"{config.audiodev},id=snd0", "-device", "sb16,audiodev=snd0"]
+    return command
+
+
+def _network(config: EmulatorConfig) -> list[str]:
+    nic = ["-device", f"ne2k_pci,netdev=lan0,mac={config.mac}"]
+    mode = config.network_mode
+    if mode == "none":
+        return ["-nic", "none"]
+    if mode == "socket":
+        # Instance 0 listens; the others connect to it (QEMU's socket backend is point to point).
+        if config.ordinal == 0:
+            netdev = f"socket,id=lan0,listen=:{config.socket_port}"
+        else:
+            netdev = f"socket,id=lan0,connect={_host(config.socket_master_host)}:{config.socket_port}"
+    elif mode == "user":
+        netdev = "user,id=lan0,net=192.168.10.0/24"
+    elif mode == "bridge":
+        netdev = f"bridge,id=lan0,br={config.bridge}"
+    else:  # vxlan, macvlan: the pod's init wires the LAN to a tap device
+        netdev = f"tap,id=lan0,ifname={config.tap_ifname},script=no,downscript=no"
+    return ["-netdev", netdev, *nic]
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _escape(path: Path) -> str:
+    """QEMU option values escape a comma by doubling it."""
+    return str(path).replace(",", ",,")

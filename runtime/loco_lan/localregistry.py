@@ -1,0 +1,281 @@
+"""A private CNCF distribution registry (Debian's ``docker-registry``) on a loopback port.
+
+Tests use it as a real registry; ``loco registry up`` leaves one running so the local
+demo can serve its disk.  Everything it owns lives in one state directory: the
+config, the blob storage, the log, the optional htpasswd file and ``state.json``.
+"""
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from loco_lan.errors import LocoError
+from loco_lan.fsutil import atomic_write
+
+BINARY = "docker-registry"
+HOST = "127.0.0.1"
+
+
+def make_htpasswd(path: Path, username: str, password: str) -> None:
+    """Write a bcrypt htpasswd entry (the only hash the registry accepts); the password goes via stdin."""
+    tool = shutil.which("htpasswd")
+    if tool is None:
+        raise LocoError("htpasswd not found; install apache2-utils")
+    done = subprocess.run(
+        [tool, "-niB", username], input=password + "\n", capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        raise LocoError(f"htpasswd failed: {done.stderr.strip()}")
+    atomic_write(path, done.stdout, mode=0o600)
+
+
+def blob_path(storage: Path, digest: str) -> Path:
+    """Where the filesystem driver keeps a blob's bytes."""
+    hex_digest = digest.split(":", 1)[1]
+    return storage / "docker/registry/v2/blobs/sha256" / hex_digest[:2] / hex_digest / "data"
+
+
+class LocalRegistry:
+    def __init__(
+        self,
+        state_dir: str | os.PathLike,
+        *,
+        port: int = 0,
+        htpasswd: Path | None = None,
+        auth: dict | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ):
+        """``htpasswd`` turns on basic auth; ``auth`` is a raw ``auth`` config section instead
+        (e.g. ``{"token": {...}}`` for a bearer-token service); ``tls`` (certificate, key) serves HTTPS."""
+        self.state_dir = Path(state_dir).resolve()
+        self.storage = self.state_dir / "storage"
+        self.port = port
+        self.htpasswd = htpasswd
+        self.auth = auth or ({"htpasswd": {"realm": "loco", "path": str(htpasswd)}} if htpasswd else None)
+        self.tls = tls
+        self.pid: int | None = None
+        self._process: subprocess.Popen | None = None
+
+    @property
+    def host(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
+    @property
+    def _state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    @property
+    def _config_file(self) -> Path:
+        return self.state_dir / "config.yml"
+
+    def start(self, timeout: float = 15.0) -> "LocalRegistry":
+        binary = shutil.which(BINARY)
+        if binary is None:
+            raise LocoError(f"{BINARY} not found; install the Debian package docker-registry")
+        self.storage.mkdir(parents=True, exist_ok=True)
+        fixed_port = self.port
+        for _ in range(3):  # a free port can be taken between probing it and the registry binding it
+            self.port = fixed_port or _free_port()
+            atomic_write(self._config_file, self._config())
+            with (self.state_dir / "registry.log").open("ab") as log:
+                self._process = subprocess.Popen(
+                    [binary, "serve", str(self._config_file)],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                )
+            self.pid = self._process.pid
+            if self._wait_ready(timeout):
+                atomic_write(self._state_file, json.dumps(self.describe(), indent=2) + "\n")
+                return self
+            if fixed_port:
+                break
+        raise LocoError(f"{BINARY} did not start; see {self.state_dir / 'registry.log'}")
+
+    def _config(self) -> str:
+        # JSON is valid YAML, and needs no YAML writer.
+        config = {
+            "version": 0.1,
+            "log": {"level": "warn", "accesslog": {"disabled": True}},
+            "storage": {
+                "filesystem": {"rootdirectory": str(self.storage)},
+                "delete": {"enabled": True},
+                "maintenance": {"uploadpurging": {"enabled": False}},
+            },
+            "http": {"addr": self.host, "secret": secrets.token_hex(16)},
+        }
+        if self.auth:
+            config["auth"] = self.auth
+        if self.tls:
+            config["http"]["tls"] = {"certificate": str(self.tls[0]), "key": str(self.tls[1])}
+        return json.dumps(config, indent=2) + "\n"
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        probe = ssl.create_default_context()  # a liveness probe of our own child: its certificate can wait
+        probe.check_hostname = False
+        probe.verify_mode = ssl.CERT_NONE
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(f"{self.url}/v2/", timeout=1, context=probe):
+                    return True
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:  # up, and asking for credentials
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        return False
+
+    def describe(self) -> dict:
+        return {
+            "pid": self.pid,
+            "url": self.url,
+            "host": self.host,
+            "port": self.port,
+            "storage": str(self.storage),
+            "htpasswd": str(self.htpasswd) if self.htpasswd else None,
+        }
+
+    @classmethod
+    def load(cls, state_dir: str | os.PathLike) -> "LocalRegistry | None":
+        """The registry ``up`` left running in ``state_dir``, or None."""
+        state_dir = Path(state_dir)
+        try:
+            state = json.loads((state_dir / "state.json").read_text())
+        except (OSError, ValueError):
+            return None
+        htpasswd = Path(state["htpasswd"]) if state.get("htpasswd") else None
+        registry = cls(state_dir, port=state["port"], htpasswd=htpasswd)
+        registry.pid = state["pid"]
+        return registry if registry.running else None
+
+    @property
+    def running(self) -> bool:
+        if self.pid is None:
+            return False
+        if self._process is not None:
+            return self._process.poll() is None
+        try:  # not our child: make sure the pid still is our registry, not a recycled one
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return cmdline[0].endswith(BINARY.encode()) and str(self._config_file).encode() in cmdline
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.running:
+            os.kill(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self.running and time.monotonic() < deadline:
+                if self._process is not None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        self._process.wait(0.1)
+                else:
+                    time.sleep(0.1)
+            if self.running:
+                os.kill(self.pid, signal.SIGKILL)
+                if self._process is not None:
+                    self._process.wait()
+        with contextlib.suppress(FileNotFoundError):
+            self._state_file.unlink()
+
+    def __enter__(self) -> "LocalRegistry":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class CuttingProxy:
+    """A loopback TCP proxy that drops its connections once ``cut_after`` bytes have flowed
+    back to clients (``upload=True``: from clients), counted over all connections, then
+    disarms: a registry with a flaky network, to exercise resumed transfers.
+    ``downstream``/``upstream`` count every byte relayed each way."""
+
+    def __init__(self, target: str, cut_after: int | None = None, *, upload: bool = False):
+        host, _, port = target.rpartition(":")
+        self._target = (host, int(port))
+        self.cut_after = cut_after
+        self.upload = upload
+        self.downstream = self.upstream = 0
+        self.cuts = 0
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._listener = socket.create_server((HOST, 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(self._target)
+            with self._lock:
+                self._sockets |= {client, upstream}
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, back: bool) -> None:
+        counter = "downstream" if back else "upstream"
+        try:
+            while data := source.recv(1 << 20):
+                with self._lock:
+                    done = getattr(self, counter)
+                    armed = self.cut_after is not None and back != self.upload
+                    cut = armed and done + len(data) >= self.cut_after
+                    if cut:
+                        data = data[: self.cut_after - done]
+                        self.cut_after = None
+                        self.cuts += 1
+                    setattr(self, counter, done + len(data))
+                sink.sendall(data)
+                if cut:
+                    break
+        except OSError:
+            pass
+        for end in (source, sink):  # wakes the opposite pump, which closes its own source
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            self._sockets.discard(source)
+        source.close()
+
+    def close(self) -> None:
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+
+    def __enter__(self) -> "CuttingProxy":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]

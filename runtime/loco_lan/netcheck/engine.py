@@ -1,0 +1,141 @@
+"""Run the checks on a set of hosts: collect facts, sweep, read neighbour
+tables, probe ports, then hand everything to the pure analysis."""
+
+import json
+import secrets
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from loco_lan.errors import LocoError
+from loco_lan.netcheck import analysis
+from loco_lan.netcheck.analysis import DIRECTPLAY_PORTS, HostFacts
+from loco_lan.netcheck.hosts import Host, Ran
+from loco_lan.netcheck.report import Report
+
+CHECKS = ("arp", "ipv6", "directplay")
+AGENT = Path(__file__).with_name("agent.py").read_bytes()
+# Extra time a listener stays up beyond the probers' deadline: the execs that
+# start listeners and probers do not begin at the same instant.
+LISTEN_MARGIN = 1.0
+# Time for an exec to start and the agent to report, on top of its own deadline.
+EXEC_SLACK = 20.0
+
+
+def _parallel(function: Callable, items: Iterable) -> list:
+    items = list(items)
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        return list(pool.map(lambda item: function(*item), items))
+
+
+def _failure(ran: Ran, what: str) -> str:
+    lines = ran.stderr.decode("utf-8", "replace").strip().splitlines()
+    return f"{what} exited {ran.returncode}" + (f": {lines[-1]}" if lines else "")
+
+
+def call_agent(host: Host, mode: str, params: dict, timeout: float) -> dict | str:
+    """The agent's JSON answer, or a one-line reason it gave none."""
+    ran = host.run([host.python, "-", mode, json.dumps(params)], stdin=AGENT, timeout=timeout)
+    if ran.returncode != 0:
+        return _failure(ran, f"check agent ({host.python})")
+    try:
+        return json.loads(ran.stdout)
+    except ValueError:
+        return f"check agent ({host.python}) printed no JSON: {ran.stdout[:80]!r}"
+
+
+def _facts(host: Host, interface: str) -> HostFacts:
+    ran = host.run(["ip", "-j", "addr", "show", "dev", interface], timeout=EXEC_SLACK)
+    if ran.returncode != 0:
+        return HostFacts(host.name, interface, error=_failure(ran, "ip -j addr"))
+    return analysis.parse_addr(host.name, interface, ran.stdout.decode("utf-8", "replace"))
+
+
+def run_checks(hosts: list[Host], interface: str, checks: Iterable[str] = CHECKS,
+               ping_timeout: float = 1.0, port_timeout: float = 5.0) -> Report:
+    """Check the LAN the hosts share on ``interface``; the Report says what failed and between whom."""
+    checks = [check for check in CHECKS if check in set(checks)]
+    names = [host.name for host in hosts]
+    if len(hosts) < 2:
+        raise LocoError(f"need at least two hosts to check a LAN, got {len(hosts)} ({', '.join(names)})")
+    if len(set(names)) != len(names):
+        raise LocoError(f"host names must be unique: {', '.join(names)}")
+    facts = _parallel(lambda host: _facts(host, interface), [(host,) for host in hosts])
+    report = Report(interface, facts, checks, extra=analysis.host_findings(facts))
+    live = [(host, fact) for host, fact in zip(hosts, facts, strict=True) if not fact.error]
+
+    if "arp" in checks or "ipv6" in checks:
+        swept = _parallel(lambda host, fact: _sweep(host, fact, facts, checks, ping_timeout), live)
+        pings = {key: value for result in swept for key, value in result[0].items()}
+        if "arp" in checks:
+            tables = {host.name: result[1] for (host, _), result in zip(live, swept, strict=True)}
+            _add(report, analysis.arp_outcome(facts, tables, pings))
+        if "ipv6" in checks:
+            _add(report, analysis.ipv6_outcome(facts, pings))
+    if "directplay" in checks:
+        probes, listeners = _directplay(live, port_timeout)
+        _add(report, analysis.directplay_outcome(facts, probes, listeners))
+    return report
+
+
+def _add(report: Report, outcome: analysis.Outcome) -> None:
+    report.pairs += outcome.pairs
+    report.extra += outcome.findings
+
+
+def _sweep(host: Host, fact: HostFacts, facts: list[HostFacts], checks: list[str],
+           ping_timeout: float) -> tuple[dict, list | str]:
+    """Ping the peers (the ARP probe and the IPv6 test), then read the neighbour table the pings filled."""
+    targets = analysis.sweep_targets(facts, host.name, ipv4="arp" in checks, ipv6="ipv6" in checks)
+    params = {"interface": fact.interface, "targets": targets, "timeout": ping_timeout,
+              "source": fact.ipv4[0] if fact.ipv4 else ""}
+    answer = call_agent(host, "sweep", params, timeout=ping_timeout + EXEC_SLACK)
+    if isinstance(answer, str):
+        pings = {(host.name, ""): answer}
+    else:
+        pings = {(host.name, ping["addr"]): ping["detail"] or ("" if ping["ok"] else "failed")
+                 for ping in answer["pings"]}
+    if "arp" not in checks:
+        return pings, []
+    ran = host.run(["ip", "-j", "neigh", "show", "dev", fact.interface], timeout=EXEC_SLACK)
+    if ran.returncode != 0:
+        return pings, _failure(ran, "ip -j neigh")
+    try:
+        return pings, analysis.parse_neigh(ran.stdout.decode("utf-8", "replace"))
+    except ValueError:
+        return pings, f"unreadable output of ip -j neigh: {ran.stdout[:80]!r}"
+
+
+def _directplay(live: list[tuple[Host, HostFacts]], port_timeout: float) -> tuple[dict, dict]:
+    """Short-lived listeners on every host, probers on every host, all at once.
+
+    Listeners end by themselves once every peer's probes arrived, or at the
+    probers' deadline plus a margin, so nothing outlives the run.
+    """
+    token = secrets.token_hex(8)
+    ports = [list(port) for port in DIRECTPLAY_PORTS]
+    reachable = [(host, fact) for host, fact in live if fact.ipv4]
+    lifetime = port_timeout + LISTEN_MARGIN
+
+    def listen(host: Host, fact: HostFacts):
+        sources = [h.name for h, _ in reachable if h.name != host.name]
+        params = {"name": host.name, "token": token, "addrs": fact.ipv4, "ports": ports,
+                  "sources": sources, "lifetime": lifetime}
+        return call_agent(host, "listen", params, timeout=lifetime + EXEC_SLACK)
+
+    def probe(host: Host, fact: HostFacts):
+        targets = [{"name": h.name, "addr": f.ipv4[0]} for h, f in reachable if h.name != host.name]
+        params = {"name": host.name, "token": token, "source": fact.ipv4[0], "targets": targets,
+                  "ports": ports, "timeout": port_timeout}
+        answer = call_agent(host, "probe", params, timeout=port_timeout + EXEC_SLACK)
+        return answer if isinstance(answer, str) else answer["results"]
+
+    jobs = [(job, host, fact) for job in (listen, probe) for host, fact in reachable]
+    results = _parallel(lambda job, host, fact: job(host, fact), jobs)
+    count = len(reachable)
+    listeners = {host.name: result for (host, _), result in zip(reachable, results[:count], strict=True)}
+    probes = {host.name: result for (host, _), result in zip(reachable, results[count:], strict=True)}
+    return probes, listeners
+
