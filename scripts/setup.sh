@@ -69,6 +69,13 @@ PY
   echo "$ansible_version" >"$kcore/.from-ansible"
 fi
 
+# -- ansible-test: pip bootstrap without its download site -------------------
+pip_for_test=$("$venv/bin/python" -c 'import re, ansible_test, pathlib
+src = (pathlib.Path(ansible_test.__file__).parent / "_internal/python_requirements.py").read_text()
+print(re.search(r"pip=.([0-9.]+).", src).group(1))')
+mkdir -p "$HOME/.ansible/test/cache"
+cp "$repo/tools/ansible-test/get_pip_offline.py" "$HOME/.ansible/test/cache/get_pip_${pip_for_test//./_}.py"
+
 # -- Go binaries -----------------------------------------------------------
 export GOFLAGS=-buildvcs=false
 have() { [[ -x $bin/$1 && $(cat "$bin/.$1.version" 2>/dev/null) == "$2" ]]; }
