@@ -17,10 +17,6 @@ import pytest
 INTERFACE = "lan0"
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "netns: builds Linux network namespaces (needs root)")
-
-
 def ip(*args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", *args], capture_output=True, check=check, input=input, timeout=30)
 
