@@ -69,6 +69,14 @@ PY
   echo "$ansible_version" >"$kcore/.from-ansible"
 fi
 
+# -- MicroPython (WebAssembly, from npm) to run the EV3 brick's code in tests --------
+lock=$repo/tools/micropython/package-lock.json
+if [[ $(cat "$repo/tools/micropython/node_modules/.loco-lock" 2>/dev/null) != $(sha256sum <"$lock") ]]; then
+  log "installing MicroPython for the EV3 tests (npm)"
+  npm ci --silent --no-audit --no-fund --prefix "$repo/tools/micropython" >/dev/null
+  sha256sum <"$lock" >"$repo/tools/micropython/node_modules/.loco-lock"
+fi
+
 # -- ansible-test: pip bootstrap without its download site -------------------
 pip_for_test=$("$venv/bin/python" -c 'import re, ansible_test, pathlib
 src = (pathlib.Path(ansible_test.__file__).parent / "_internal/python_requirements.py").read_text()

@@ -1,0 +1,155 @@
+"""Focus switches resize emulator pods in place on the local control plane (kube-apiserver + kwok).
+
+The service runs as the ``loco-focus`` service account of examples/focus/rbac.yaml,
+so the test also proves those rules are all it needs. The API server only resizes
+pods whose kubelet reported container resources in their status, so the test
+plays the kubelet: pod 0's reports them (resized in place), pod 1's does not
+(it must get the annotation fallback).
+"""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+from loco_lan import kube
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+NS = "focus-quota"
+REPO_EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "focus"
+
+
+def emulator_statefulset(replicas: int) -> dict:
+    labels = {"app.kubernetes.io/name": "loco", "app.kubernetes.io/component": "emulator"}
+    resources = {"cpu": "1", "memory": "512Mi"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "loco-emulator", "namespace": NS},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": "loco-emulator",
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "emulator",
+                            "image": "example.invalid/loco-emulator:1",
+                            "resources": {"limits": resources, "requests": resources},
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+def service_account_kubeconfig(local_cluster, kubectl, path) -> None:
+    token = kubectl("create", "token", "loco-focus", "-n", NS).stdout.decode().strip()
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "focus",
+                "clusters": [
+                    {
+                        "name": "local",
+                        "cluster": {
+                            "server": local_cluster.status()["server"],
+                            "certificate-authority": str(local_cluster.pki_dir / "ca.crt"),
+                        },
+                    }
+                ],
+                "users": [{"name": "loco-focus", "user": {"token": token}}],
+                "contexts": [
+                    {"name": "focus", "context": {"cluster": "local", "user": "loco-focus", "namespace": NS}}
+                ],
+            }
+        )
+    )
+
+
+def report_container_resources(api, core, name: str, supported: bool) -> None:
+    """Play the kubelet: one that can resize reports each container's resources in the pod status."""
+    pod = core.read_namespaced_pod(name, NS)
+    statuses = api.sanitize_for_serialization(pod.status.container_statuses)
+    for status, container in zip(statuses, pod.spec.containers, strict=True):
+        status["resources"] = api.sanitize_for_serialization(container.resources) if supported else None
+    core.patch_namespaced_pod_status(name, NS, {"status": {"containerStatuses": statuses}})
+
+
+def cpu_of(pods) -> dict[str, tuple]:
+    return {
+        p.metadata.name: (
+            p.spec.containers[0].resources.limits["cpu"],
+            p.spec.containers[0].resources.requests["cpu"],
+        )
+        for p in pods
+    }
+
+
+def test_focus_switches_resize_emulator_pods_in_place(local_cluster, kubectl, focus_service, focus_dir):
+    kubectl("create", "namespace", NS, check=False)
+    kubectl("apply", "-n", NS, "-f", str(REPO_EXAMPLES / "rbac.yaml"))
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(emulator_statefulset(2)).encode())
+    api = local_cluster.api()
+    core = client.CoreV1Api(api)
+    selector = "app.kubernetes.io/component=emulator"
+    before = kube.wait_pods_ready(api, NS, selector, 2, timeout=120)
+    report_container_resources(api, core, "loco-emulator-0", supported=True)
+    report_container_resources(api, core, "loco-emulator-1", supported=False)
+    identity = {
+        p.metadata.name: (p.metadata.uid, [s.restart_count for s in p.status.container_statuses or []])
+        for p in before
+    }
+
+    (focus_dir / "instances.json").write_text(json.dumps([{"id": "instance-0"}, {"id": "instance-1"}]))
+    service_account_kubeconfig(local_cluster, kubectl, focus_dir / "sa.kubeconfig")
+    service = focus_service(
+        "--quota",
+        "kubernetes",
+        "--namespace",
+        NS,
+        "--release",
+        "loco",
+        "--kubeconfig",
+        str(focus_dir / "sa.kubeconfig"),
+    )
+
+    def wait_cpu(expected: dict) -> list:
+        deadline = time.monotonic() + 60
+        while True:
+            pods = core.list_namespaced_pod(NS, label_selector=selector).items
+            if cpu_of(pods) == expected:
+                return sorted(pods, key=lambda p: p.metadata.name)
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"pods have {cpu_of(pods)}, wanted {expected}\n{service.log.read_text()}"
+                )
+            time.sleep(0.2)
+
+    service.post("/api/active", {"ids": ["instance-1"]})
+    wait_cpu({"loco-emulator-0": ("250m", "250m"), "loco-emulator-1": ("1", "1")})
+    service.post("/api/active", {"ids": ["instance-0"]})
+    pods = wait_cpu({"loco-emulator-0": ("1", "1"), "loco-emulator-1": ("1", "1")})  # 1000m reads back as 1
+    deadline = time.monotonic() + 60
+    while (pods[1].metadata.annotations or {}).get("loco.lan/cpu") != "250m":
+        assert time.monotonic() < deadline, service.log.read_text()
+        time.sleep(0.2)
+        pods = sorted(
+            core.list_namespaced_pod(NS, label_selector=selector).items, key=lambda p: p.metadata.name
+        )
+    for pod in pods:  # resized or annotated in place: same pods, nothing restarted
+        assert identity[pod.metadata.name] == (
+            pod.metadata.uid,
+            [s.restart_count for s in pod.status.container_statuses or []],
+        )
+    log = service.log.read_text()
+    assert log.count("cannot resize in place") == 1
+    assert "no pods/resize subresource" not in log
