@@ -107,10 +107,12 @@ class DiskUploader:
         if not req.image.is_file():
             raise LocoError(f"disk image {req.image} does not exist")
         size = req.image.stat().st_size
-        sha = (req.expected_sha256 or file_sha256(req.image)).lower()
         claim = self._claim()
         annotations = (claim.metadata.annotations or {}) if claim is not None else {}
         previous = annotations.get(SHA_ANNOTATION)
+        # Hash up front only when there is something to compare with; otherwise while sending.
+        sha = req.expected_sha256 or (file_sha256(req.image) if previous or check_mode else None)
+        sha = sha.lower() if sha else None
         if claim is not None:
             self._check_capacity(claim, size)
             if previous == sha and annotations.get(FILE_ANNOTATION) == req.file_name:
@@ -122,8 +124,9 @@ class DiskUploader:
             self._create_claim(size)
         try:
             self._start_uploader()
-            resumed, sent = self._send(sha, size)
-            self._verify_and_install(sha)
+            resumed, sent, local_sha, remote_sha = self._send(size)
+            sha = sha or local_sha
+            self._verify_and_install(sha, remote_sha)
         finally:
             self._delete_uploader()
         self.core.patch_namespaced_persistent_volume_claim(req.pvc, req.namespace, {"metadata": {"annotations": {
@@ -224,12 +227,18 @@ class DiskUploader:
         return result.stdout.decode()
 
     # -- transfer ------------------------------------------------------
-    def _part(self, sha: str) -> str:
-        return f"{MOUNT}/.{self.req.file_name}.{sha[:16]}.part"
+    def part_path(self) -> str:
+        """The part file: named after the image's size and mtime, so only the same image resumes it."""
+        stat = self.req.image.stat()
+        return f"{MOUNT}/.{self.req.file_name}.{stat.st_size:x}-{stat.st_mtime_ns:x}.part"
 
-    def _send(self, sha: str, size: int) -> tuple[int, int]:
-        """Append the image to the part file from wherever it stops; returns (resumed_from, bytes sent)."""
-        part = self._part(sha)
+    def _send(self, size: int) -> tuple[int, int, str, str | None]:
+        """Append the image to the part file from wherever it stops.
+
+        Returns (resumed_from, bytes sent, local sha256, sha256 the cluster computed of what it
+        received, or None when the part was resumed and must be hashed whole).
+        """
+        part = self.part_path()
         # Parts of other images cannot be resumed: remove them.
         self._sh(f"for f in {MOUNT}/.{self.req.file_name}.*.part; do [ \"$f\" = '{part}' ] || rm -f \"$f\"; done")
         resumed = sent = 0
@@ -242,12 +251,15 @@ class DiskUploader:
                 resumed = offset
             if self.progress:
                 self.progress.reset(offset)
+            digest = hashlib.sha256()
             if offset == size:
-                return resumed, sent
+                return resumed, sent, file_sha256(self.req.image), None
             try:
-                self._sh(f"cat >> '{part}'", stdin=self._chunks(offset))
+                # From byte 0 the cluster hashes the stream as it lands (no second read of the disk).
+                script = f"tee -a '{part}' | sha256sum" if offset == 0 else f"cat >> '{part}'"
+                out = self._sh(script, stdin=self._chunks(offset, digest))
                 sent += size - offset
-                return resumed, sent
+                return resumed, sent, digest.hexdigest(), out.split()[0] if offset == 0 else None
             except LocoError as exc:
                 if attempt == self.req.retries:
                     raise
@@ -255,18 +267,23 @@ class DiskUploader:
                 time.sleep(1 + attempt)
         raise AssertionError("unreachable")
 
-    def _chunks(self, offset: int) -> Iterator[bytes]:
+    def _chunks(self, offset: int, digest) -> Iterator[bytes]:
+        """The image from ``offset`` in chunks; ``digest`` is fed the whole file, prefix included."""
         with open(self.req.image, "rb") as handle:
-            handle.seek(offset)
+            remaining = offset
+            while remaining and (chunk := handle.read(min(CHUNK, remaining))):
+                digest.update(chunk)
+                remaining -= len(chunk)
             while chunk := handle.read(CHUNK):
+                digest.update(chunk)
                 if self.progress:
                     self.progress.update(len(chunk))
                 yield chunk
 
-    def _verify_and_install(self, sha: str) -> None:
-        part = self._part(sha)
+    def _verify_and_install(self, sha: str, received_sha: str | None) -> None:
+        part = self.part_path()
         final = f"{MOUNT}/{self.req.file_name}"
-        found = self._sh(f"sha256sum '{part}'").split()[0]
+        found = received_sha or self._sh(f"sha256sum '{part}'").split()[0]
         if found != sha:
             self._sh(f"rm -f '{part}'")
             raise LocoError(f"sha256 of the uploaded image in the cluster is {found}, expected {sha}; "

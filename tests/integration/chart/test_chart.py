@@ -141,10 +141,10 @@ def test_interrupted_upload_resumes_from_the_part_file(local_cluster, small_qcow
     sha = hashlib.sha256(small_qcow2.read_bytes()).hexdigest()
     half = small_qcow2.stat().st_size // 2
     # A first run that died half way left its part file behind.
-    DiskUploader(api, UploadRequest(image=small_qcow2, pvc="resume-disk", namespace=ns))._create_claim(
-        small_qcow2.stat().st_size)
+    uploader = DiskUploader(api, UploadRequest(image=small_qcow2, pvc="resume-disk", namespace=ns))
+    uploader._create_claim(small_qcow2.stat().st_size)
     directory = bound_dir(api, ns, "resume-disk")
-    (directory / f".win98.qcow2.{sha[:16]}.part").write_bytes(small_qcow2.read_bytes()[:half])
+    (directory / Path(uploader.part_path()).name).write_bytes(small_qcow2.read_bytes()[:half])
     result = upload(api, small_qcow2, "resume-disk", ns)
     assert result["resumed_from"] == half
     assert result["sent"] == small_qcow2.stat().st_size - half
