@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bootdisk import SCREENS, make_disk, paint_sector, pattern_sector
 from PIL import Image
 from rfbserver import ScreenServer
+
+from loco_lan.demodisk import SCREENS, make_disk, paint_sector, pattern_sector
 
 FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "win98-screens"
 
