@@ -37,13 +37,25 @@ def test_qmp_socket_per_instance():
     assert option(command, "-qmp") == ["unix:/run/loco/instance-4.qmp,server=on,wait=off"]
 
 
-def test_socket_lan_instance_zero_listens_others_connect():
-    listen = build_command(from_env({"SOCKET_PORT": "4444"}), DISK, "tcg")
-    assert option(listen, "-netdev") == ["socket,id=lan0,listen=:4444"]
+def test_socket_lan_every_instance_connects_to_the_hub_on_instance_zero():
+    master = build_command(from_env({"SOCKET_PORT": "4444"}), DISK, "tcg")
+    assert option(master, "-netdev") == ["socket,id=lan0,connect=127.0.0.1:4444"]
     env = {"INSTANCE_ID": "instance-2", "SOCKET_MASTER_HOST": "loco-emulator-0.loco-emulator"}
-    connect = build_command(from_env(env), DISK, "tcg")
-    assert option(connect, "-netdev") == ["socket,id=lan0,connect=loco-emulator-0.loco-emulator:4444"]
-    assert "ne2k_pci,netdev=lan0,mac=52:54:00:4c:4f:02" in option(connect, "-device")
+    peer = build_command(from_env(env), DISK, "tcg")
+    assert option(peer, "-netdev") == ["socket,id=lan0,connect=loco-emulator-0.loco-emulator:4444"]
+    assert "ne2k_pci,netdev=lan0,mac=52:54:00:4c:4f:02" in option(peer, "-device")
+    assert not any("listen=" in arg for arg in master + peer)
+
+
+def test_hub_reached_where_it_listens():
+    pinned = build_command(from_env({"LOCO_LAN_LISTEN": "10.1.2.3", "SOCKET_PORT": "5000"}), DISK, "tcg")
+    assert option(pinned, "-netdev") == ["socket,id=lan0,connect=10.1.2.3:5000"]
+    ipv6 = build_command(from_env({"LOCO_LAN_LISTEN": "::"}), DISK, "tcg")
+    assert option(ipv6, "-netdev") == ["socket,id=lan0,connect=[::1]:4444"]
+    peer = {"INSTANCE_ID": "instance-1", "SOCKET_MASTER_HOST": "fd00::10", "LOCO_LAN_LISTEN": "10.1.2.3"}
+    assert option(build_command(from_env(peer), DISK, "tcg"), "-netdev") == [
+        "socket,id=lan0,connect=[fd00::10]:4444"
+    ]
 
 
 def test_other_network_modes():

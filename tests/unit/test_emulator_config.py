@@ -37,6 +37,15 @@ def test_ordinal_from_instance_id_or_pod_name():
     assert config.socket_master_host == "loco-emulator-0.loco-emulator"
 
 
+def test_instance_zero_runs_the_lan_hub():
+    master = from_env({})
+    assert master.runs_lan_hub and master.lan_hub == ("127.0.0.1", 4444)
+    assert (master.lan_listen, master.lan_wait) == ("0.0.0.0", 300.0)
+    peer = from_env({"INSTANCE_ID": "instance-1", "SOCKET_MASTER_HOST": "m", "LOCO_LAN_WAIT": "30"})
+    assert not peer.runs_lan_hub and peer.lan_hub == ("m", 4444) and peer.lan_wait == 30.0
+    assert not from_env({"NETWORK_MODE": "user"}).runs_lan_hub
+
+
 def test_socket_peer_needs_a_master():
     with pytest.raises(LocoError, match="SOCKET_MASTER_HOST is unset: instance-1"):
         from_env({"INSTANCE_ID": "instance-1"})
@@ -61,6 +70,7 @@ def test_memory_accepts_a_unit_suffix():
         ({"LOCO_VGA": "voodoo"}, "LOCO_VGA='voodoo'"),
         ({"LOCO_DISK_READONLY": "maybe"}, "LOCO_DISK_READONLY='maybe': expected true or false"),
         ({"LOCO_MAC": "52:54"}, "LOCO_MAC='52:54'"),
+        ({"LOCO_LAN_WAIT": "forever"}, "LOCO_LAN_WAIT='forever': expected a whole number"),
         ({"VNC_PASSWORD": ""}, "the VNC password is empty"),
         (
             {"LOCO_VNC_PASSWORD_FILE": "/nonexistent/pw"},

@@ -16,8 +16,9 @@ def register(subparsers) -> None:
         help="start QEMU, VNC, QMP and the health endpoint (settings from the environment)",
         description="Settings: LOCO_DISK (or DISK; default /images/win98.qcow2), LOCO_DISK_READONLY, "
         "LOCO_OVERLAY_DIR, QEMU_MEMORY, QEMU_SMP, NETWORK_MODE (socket|user|bridge|vxlan|macvlan|none), "
-        "SOCKET_PORT, SOCKET_MASTER_HOST, INSTANCE_ID, LOCO_VGA, LOCO_VNC_DISPLAY, LOCO_VNC_LISTEN, "
-        "LOCO_VNC_PASSWORD_FILE or VNC_PASSWORD, LOCO_QMP_SOCKET, LOCO_HEALTH_PORT, LOCO_ACCEL.",
+        "SOCKET_PORT, SOCKET_MASTER_HOST, LOCO_LAN_LISTEN, LOCO_LAN_WAIT, INSTANCE_ID, LOCO_VGA, "
+        "LOCO_VNC_DISPLAY, LOCO_VNC_LISTEN, LOCO_VNC_PASSWORD_FILE or VNC_PASSWORD, LOCO_QMP_SOCKET, "
+        "LOCO_HEALTH_PORT, LOCO_ACCEL.",
     )
     run.add_argument(
         "--print-command", action="store_true", help="check the disk, print the QEMU command, exit"

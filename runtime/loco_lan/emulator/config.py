@@ -18,6 +18,7 @@ NETWORK_MODES = ("socket", "user", "bridge", "vxlan", "macvlan", "none")
 VGA_MODELS = ("std", "vmware", "cirrus")
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off", "")
+LOCAL = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}  # a wildcard listener, reached locally
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class EmulatorConfig:
     network_mode: str = "socket"
     socket_port: int = 4444
     socket_master_host: str = ""
+    lan_listen: str = "0.0.0.0"  # where instance 0's LAN hub listens
+    lan_wait: float = 300.0  # seconds a peer waits for the hub before giving up
     tap_ifname: str = "tap0"
     bridge: str = "br0"
     mac: str = "52:54:00:4c:4f:00"
@@ -52,6 +55,18 @@ class EmulatorConfig:
     @property
     def vnc_port(self) -> int:
         return 5900 + self.vnc_display
+
+    @property
+    def runs_lan_hub(self) -> bool:
+        """Instance 0 of a socket LAN runs the hub every QEMU connects to."""
+        return self.network_mode == "socket" and self.ordinal == 0
+
+    @property
+    def lan_hub(self) -> tuple[str, int]:
+        """Where this instance's QEMU connects for the socket LAN: its own hub on instance 0."""
+        if self.runs_lan_hub:
+            return LOCAL.get(self.lan_listen, self.lan_listen), self.socket_port
+        return self.socket_master_host, self.socket_port
 
 
 def from_env(env: Mapping[str, str] | None = None) -> EmulatorConfig:
@@ -90,6 +105,8 @@ def from_env(env: Mapping[str, str] | None = None) -> EmulatorConfig:
         network_mode=mode,
         socket_port=_int(env, "SOCKET_PORT", 4444, 1, 65535),
         socket_master_host=env.get("SOCKET_MASTER_HOST") or _master_from_hostname(env.get("HOSTNAME", "")),
+        lan_listen=env.get("LOCO_LAN_LISTEN", "0.0.0.0"),
+        lan_wait=float(_int(env, "LOCO_LAN_WAIT", 300, 0, 3600)),
         tap_ifname=env.get("LOCO_TAP_IFNAME", "tap0"),
         bridge=env.get("LOCO_BRIDGE", "br0"),
         mac=env.get("LOCO_MAC") or f"52:54:00:4c:4f:{ordinal % 256:02x}",

@@ -1,9 +1,11 @@
 """The emulator's health endpoint.
 
-- ``GET /health`` (also ``/healthz`` and ``/``): JSON about QEMU and VNC; 200 when
-  QEMU runs, has been configured (VNC password set) and its VNC port answers with
-  an RFB banner, else 503 (readiness);
-- ``GET /livez``: 200 while QEMU runs (liveness: a slow VNC must not restart the pod).
+- ``GET /health`` (also ``/healthz`` and ``/``): JSON about QEMU, VNC and the socket
+  LAN (on instance 0: the hub's connected peers); 200 when QEMU runs, has been
+  configured (VNC password set) and its VNC port answers with an RFB banner, else
+  503 (readiness);
+- ``GET /livez``: 200 while QEMU runs, or while the entrypoint waits for the LAN hub
+  before starting it (liveness: a slow VNC or a late instance 0 must not restart the pod).
 """
 
 import asyncio
@@ -34,12 +36,21 @@ async def vnc_banner(host: str, port: int, timeout: float = VNC_PROBE_TIMEOUT) -
 
 
 class HealthServer:
-    def __init__(self, qemu_alive: Callable[[], bool], vnc_host: str, vnc_port: int, info: dict):
+    def __init__(
+        self,
+        qemu_alive: Callable[[], bool],
+        vnc_host: str,
+        vnc_port: int,
+        info: dict,
+        lan: Callable[[], dict] | None = None,
+    ):
         self._qemu_alive = qemu_alive
         self._vnc = (vnc_host, vnc_port)
         self._info = info
+        self._lan = lan
         self._probe: tuple[float, str | None] = (0.0, None)
         self.configured = False  # set once QEMU took its settings over QMP
+        self.waiting: str | None = None  # what QEMU's start waits for, if anything
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -71,13 +82,18 @@ class HealthServer:
         healthy = alive and self.configured and banner is not None
         body = {
             **self._info,
-            "status": "running" if healthy else "starting" if alive else "stopped",
+            "status": "running" if healthy else "starting" if alive else "waiting" if self.waiting else "stopped",
             "qemu": alive,
             "vnc": banner is not None,
             "vncBanner": banner,
         }
+        if self.waiting:
+            body["waitingFor"] = self.waiting
+        if self._lan:
+            body["lan"] = self._lan()
         return web.json_response(body, status=200 if healthy else 503)
 
     async def _live(self, _request: web.Request) -> web.Response:
         alive = self._qemu_alive()
-        return web.json_response({"qemu": alive}, status=200 if alive else 503)
+        body = {"qemu": alive, **({"waitingFor": self.waiting} if self.waiting else {})}
+        return web.json_response(body, status=200 if alive or self.waiting else 503)

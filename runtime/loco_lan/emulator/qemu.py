@@ -63,11 +63,10 @@ def _network(config: EmulatorConfig) -> list[str]:
     if mode == "none":
         return ["-nic", "none"]
     if mode == "socket":
-        # Instance 0 listens; the others connect to it (QEMU's socket backend is point to point).
-        if config.ordinal == 0:
-            netdev = f"socket,id=lan0,listen=:{config.socket_port}"
-        else:
-            netdev = f"socket,id=lan0,connect={_host(config.socket_master_host)}:{config.socket_port}"
+        # Every QEMU, instance 0's too, connects to the hub instance 0 runs: a QEMU listening
+        # itself would take a single peer (see loco_lan.emulator.lanhub).
+        host, port = config.lan_hub
+        netdev = f"socket,id=lan0,connect={_host(host)}:{port}"
     elif mode == "user":
         netdev = "user,id=lan0,net=192.168.10.0/24"
     elif mode == "bridge":

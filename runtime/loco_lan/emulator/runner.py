@@ -1,4 +1,5 @@
-"""Run one emulator: check the disk, start QEMU, serve health, stop cleanly on SIGTERM."""
+"""Run one emulator: check the disk, join the LAN (instance 0 runs its hub), start QEMU,
+serve health, stop cleanly on SIGTERM."""
 
 import asyncio
 import contextlib
@@ -9,17 +10,22 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from loco_lan import qmp
 from loco_lan.emulator.config import EmulatorConfig
 from loco_lan.emulator.disk import prepare_disk
 from loco_lan.emulator.health import HealthServer
+from loco_lan.emulator.lanhub import LanHub, socket_error
 from loco_lan.emulator.qemu import build_command
 from loco_lan.errors import LocoError
 
 log = logging.getLogger(__name__)
 QMP_WAIT = 15.0
+HUB_PROBE_TIMEOUT = 3.0  # one TCP connect to the LAN hub
+HUB_RETRY = 1.0  # seconds between tries
+HUB_NOTE_EVERY = 15.0  # seconds between "still waiting" log lines
 
 
 def resolve_accel(wanted: str) -> str:
@@ -50,35 +56,40 @@ async def run(config: EmulatorConfig) -> int:
     if config.vnc_password is not None and len(config.vnc_password) > 8:
         log.warning("VNC passwords are cut to 8 characters by the protocol; only the first 8 count")
 
-    log.info("starting %s", shlex.join(command))
-    process = await asyncio.create_subprocess_exec(*command, stdin=subprocess.DEVNULL)
+    hub = LanHub() if config.runs_lan_hub else None
+    process: asyncio.subprocess.Process | None = None
     vnc_host = "127.0.0.1" if config.vnc_listen in ("0.0.0.0", "::", "") else config.vnc_listen
     health = HealthServer(
-        lambda: process.returncode is None,
+        lambda: process is not None and process.returncode is None,
         vnc_host,
         config.vnc_port,
         {"instance": config.instance_id, "disk": str(disk), "overlay": overlay},
+        lan=_lan_status(config, hub),
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    stopper = asyncio.create_task(_stop_when(stopping, process, config.stop_timeout))
     try:
         await health.start(config.health_listen, config.health_port)
         log.info("health endpoint on %s:%d", config.health_listen, health.port)
-        await _configure(config, process, stopping)
-        health.configured = True
-        code = await process.wait()
-    except BaseException:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        raise
+        if hub:
+            await hub.start(config.lan_listen, config.socket_port)
+        elif config.network_mode == "socket":
+            health.waiting = "the LAN hub at {}:{}".format(*config.lan_hub)
+            await wait_for_hub(*config.lan_hub, config.lan_wait, stopping)
+            health.waiting = None
+        if stopping.is_set():
+            log.info("stopped before QEMU started")
+            return 0
+        log.info("starting %s", shlex.join(command))
+        process = await asyncio.create_subprocess_exec(*command, stdin=subprocess.DEVNULL)
+        code = await _supervise(config, process, stopping, health)
     finally:
-        stopper.cancel()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        if hub:
+            await hub.stop()
         await health.stop()
     if stopping.is_set() and code in (0, -signal.SIGTERM):
         log.info("QEMU stopped")
@@ -88,6 +99,64 @@ async def run(config: EmulatorConfig) -> int:
         return 0
     log.error("QEMU exited with status %d", code)
     return 128 - code if code < 0 else code  # killed by a signal: the shell's 128+N
+
+
+def _lan_status(config: EmulatorConfig, hub: LanHub | None) -> Callable[[], dict] | None:
+    if hub:
+        return hub.status
+    if config.network_mode == "socket":
+        return lambda: {"role": "peer", "hub": "{}:{}".format(*config.lan_hub)}
+    return None
+
+
+async def wait_for_hub(host: str, port: int, timeout: float, stopping: asyncio.Event) -> None:
+    """Return once ``host:port`` accepts TCP, or when stopping; LocoError after ``timeout`` seconds.
+
+    QEMU's socket netdev tries its connect once and exits if nobody listens, so a peer
+    that boots before instance 0 waits here rather than starting QEMU again and again.
+    """
+    deadline = time.monotonic() + timeout
+    next_note = 0.0
+    while not stopping.is_set():
+        try:
+            async with asyncio.timeout(HUB_PROBE_TIMEOUT):
+                _, writer = await asyncio.open_connection(host, port)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            log.info("LAN hub %s:%d answers", host, port)
+            return
+        except (OSError, TimeoutError) as exc:
+            reason = socket_error(exc)
+        now = time.monotonic()
+        if now >= deadline:
+            raise LocoError(
+                f"the LAN hub {host}:{port} (instance 0) did not answer within {timeout:g}s ({reason}): "
+                "is instance 0 running? (LOCO_LAN_WAIT sets the wait)"
+            )
+        if now >= next_note:
+            log.info("waiting for the LAN hub %s:%d on instance 0 (%s)", host, port, reason)
+            next_note = now + HUB_NOTE_EVERY
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), min(HUB_RETRY, max(deadline - now, 0.01)))
+
+
+async def _supervise(
+    config: EmulatorConfig, process: asyncio.subprocess.Process, stopping: asyncio.Event, health: HealthServer
+) -> int:
+    """Configure QEMU, then wait for it to exit; SIGTERM/SIGINT stop it, any failure kills it."""
+    stopper = asyncio.create_task(_stop_when(stopping, process, config.stop_timeout))
+    try:
+        await _configure(config, process, stopping)
+        health.configured = True
+        return await process.wait()
+    except BaseException:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
+    finally:
+        stopper.cancel()
 
 
 async def _configure(

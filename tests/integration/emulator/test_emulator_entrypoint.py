@@ -187,26 +187,96 @@ def test_replaced_base_gets_a_fresh_overlay(emulator, boot_disks, tmp_path):
     assert "was made on another base image" in emu.log.read_text()
 
 
+def socket_lan(free_port) -> dict[str, str]:
+    """Socket LAN settings on loopback, on a port of their own."""
+    return {"NETWORK_MODE": "socket", "SOCKET_PORT": str(free_port()), "LOCO_LAN_LISTEN": "127.0.0.1"}
+
+
+def wait_waiting(emu) -> dict:
+    """The health body once the entrypoint answers while it waits for the LAN hub."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            status, body = emu.health()
+            if body.get("status") == "waiting":
+                assert status == 503
+                return body
+        time.sleep(0.1)
+    raise AssertionError(emu.log.read_text())
+
+
 @pytest.mark.qemu
 @pytest.mark.slow
-def test_socket_lan_joins_instance_one_to_instance_zero(emulator, boot_disks, tmp_path, free_port):
-    lan_port = str(free_port())
-    first = tmp_path / "a.qcow2"
-    second = tmp_path / "b.qcow2"
-    first.write_bytes(boot_disks["desktop"].read_bytes())
-    second.write_bytes(boot_disks["desktop"].read_bytes())
-    master = emulator(first, NETWORK_MODE="socket", SOCKET_PORT=lan_port, INSTANCE_ID="instance-0")
+def test_socket_lan_peer_waits_for_the_hub_on_instance_zero(emulator, boot_disks, tmp_path, free_port):
+    lan = socket_lan(free_port)
+    disks = []
+    for name in ("a", "b"):
+        disks.append(tmp_path / f"{name}.qcow2")
+        disks[-1].write_bytes(boot_disks["desktop"].read_bytes())
+    peer = emulator(disks[1], INSTANCE_ID="instance-1", SOCKET_MASTER_HOST="127.0.0.1", **lan)
+    hub = f"127.0.0.1:{lan['SOCKET_PORT']}"
+    body = wait_waiting(peer)  # instance 0 is not up: QEMU is not started yet, the pod stays alive
+    assert body["waitingFor"] == f"the LAN hub at {hub}" and body["qemu"] is False
+    assert peer.health("/livez")[0] == 200
+
+    master = emulator(disks[0], INSTANCE_ID="instance-0", **lan)
     master.wait_healthy()
-    peer = emulator(
-        second,
-        NETWORK_MODE="socket",
-        SOCKET_PORT=lan_port,
-        INSTANCE_ID="instance-1",
-        SOCKET_MASTER_HOST="127.0.0.1",
-    )
-    peer.wait_healthy()
-    assert "52:54:00:4c:4f:01" in peer.hmp("info network")
+    assert peer.wait_healthy()["lan"] == {"role": "peer", "hub": hub}
     deadline = time.monotonic() + 10
-    while "connection from 127.0.0.1" not in (info := master.hmp("info network")):
-        assert time.monotonic() < deadline, info
+    while master.health()[1]["lan"]["peers"] != 2:  # both QEMUs, instance 0's own included
+        assert time.monotonic() < deadline, master.health()
         time.sleep(0.2)
+    assert master.health()[1]["lan"]["listen"] == hub
+    for emu in (master, peer):
+        assert f"socket: connect to {hub}" in emu.hmp("info network")
+    assert "waiting for the LAN hub" in peer.log.read_text()
+
+
+def test_peer_gives_up_on_a_missing_hub_with_one_line(boot_disks, free_port):
+    lan = socket_lan(free_port)
+    env = {
+        **lan,
+        "DISK": str(boot_disks["desktop"]),
+        "INSTANCE_ID": "instance-1",
+        "SOCKET_MASTER_HOST": "127.0.0.1",
+        "LOCO_LAN_WAIT": "1",
+        "LOCO_HEALTH_LISTEN": "127.0.0.1",
+        "LOCO_HEALTH_PORT": str(free_port()),
+        "LOCO_QMP_SOCKET": f"/tmp/loco-test-{lan['SOCKET_PORT']}.qmp",
+    }
+    result = run_entrypoint(env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"loco: error: the LAN hub 127.0.0.1:{lan['SOCKET_PORT']} (instance 0) did not answer within 1s "
+        "(Connection refused): is instance 0 running? (LOCO_LAN_WAIT sets the wait)"
+    )
+    assert "starting qemu" not in result.stderr.lower()
+
+
+def test_sigterm_while_waiting_for_the_hub_exits_cleanly(emulator, boot_disks, free_port):
+    emu = emulator(
+        boot_disks["desktop"], INSTANCE_ID="instance-2", SOCKET_MASTER_HOST="127.0.0.1", **socket_lan(free_port)
+    )
+    wait_waiting(emu)
+    emu.process.send_signal(signal.SIGTERM)
+    assert emu.process.wait(10) == 0
+    assert "stopped before QEMU started" in emu.log.read_text()
+
+
+def test_hub_port_taken_fails_with_one_line(boot_disks, free_port):
+    with socket.create_server(("127.0.0.1", 0)) as blocker:
+        port = blocker.getsockname()[1]
+        env = {
+            "NETWORK_MODE": "socket",
+            "SOCKET_PORT": str(port),
+            "LOCO_LAN_LISTEN": "127.0.0.1",
+            "DISK": str(boot_disks["desktop"]),
+            "LOCO_HEALTH_LISTEN": "127.0.0.1",
+            "LOCO_HEALTH_PORT": str(free_port()),
+            "LOCO_QMP_SOCKET": f"/tmp/loco-test-{port}.qmp",
+        }
+        result = run_entrypoint(env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"loco: error: SOCKET_PORT={port}: the LAN hub cannot listen on 127.0.0.1 (Address already in use)"
+    )
