@@ -18,25 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from rfbserver import ScreenServer
 
 from loco_lan.demodisk import SCREENS, make_disk, paint_sector, pattern_sector
-
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "win98-screens"
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def fixture_screen(name: str) -> np.ndarray:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"labelled screens not found at {FIXTURES}")
-    return np.asarray(Image.open(path).convert("RGB"))
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,13 @@ import os
 import struct
 import zlib
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
+import pytest
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
+from PIL import Image
 
 RAW, COPY_RECT, ZRLE, DESKTOP_SIZE = 0, 1, 16, -223
 
@@ -246,3 +249,13 @@ def _runs(heads: np.ndarray, lengths: np.ndarray, singles_bare: bool) -> bytes:
     coded = tails > 0
     buffer[offsets[coded] + width + tails[coded] - 1] = (lengths[coded] - 1) % 255
     return buffer.tobytes()
+
+
+FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "win98-screens"
+
+
+def fixture_screen(name: str) -> np.ndarray:
+    path = FIXTURES / name
+    if not path.exists():
+        pytest.skip(f"labelled screens not found at {FIXTURES}")
+    return np.asarray(Image.open(path).convert("RGB"))

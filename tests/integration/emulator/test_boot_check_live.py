@@ -11,8 +11,8 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import fixture_screen
 from PIL import Image
+from rfbserver import fixture_screen
 
 from loco_lan.bootcheck import boot_check
 from loco_lan.screen import analyse

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import fixture_screen
+from rfbserver import fixture_screen
 
 from loco_lan.rfb import DESKTOP_SIZE, RAW, RFBAuthError, RFBClient, RFBError
 from loco_lan.screen import analyse

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import INTERFACE
+from netnslan import INTERFACE
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]

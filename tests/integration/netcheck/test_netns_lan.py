@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import INTERFACE
+from netnslan import INTERFACE
 
 from loco_lan.netcheck import netns_hosts, run_checks
 

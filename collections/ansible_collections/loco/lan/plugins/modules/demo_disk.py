@@ -52,30 +52,15 @@ sha256:
   type: str
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from loco_lan import demodisk
-    from loco_lan.errors import LocoError
-except ImportError:
-    HAS_LOCO = False
-    LOCO_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_LOCO = True
-    LOCO_IMPORT_ERROR = None
+from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(path=dict(type="path", required=True)), supports_check_mode=True)
-    if not HAS_LOCO:
-        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
+    module = LocoModule(argument_spec=dict(path=dict(type="path", required=True)), supports_check_mode=True)
+    from loco_lan import demodisk
+
     path = module.params["path"]
-    try:
-        changed, sha256 = demodisk.ensure(path, check_mode=module.check_mode)
-    except LocoError as exc:
-        module.fail_json(msg=str(exc))
+    changed, sha256 = module.call(demodisk.ensure, path, check_mode=module.check_mode)
     module.exit_json(changed=changed, path=path, sha256=sha256)
 
 

@@ -121,25 +121,13 @@ sent:
   type: int
 """
 
-import traceback
 from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from loco_lan import kube
-    from loco_lan.diskupload import SHA_ANNOTATION, DiskUploader, UploadRequest
-    from loco_lan.errors import LocoError
-except ImportError:
-    HAS_LOCO = False
-    LOCO_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_LOCO = True
-    LOCO_IMPORT_ERROR = None
+from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
 
 
 def main():
-    module = AnsibleModule(
+    module = LocoModule(
         argument_spec=dict(
             image=dict(type="path", required=True),
             pvc=dict(type="str", required=True),
@@ -152,13 +140,12 @@ def main():
             uploader_image=dict(type="str", default="docker.io/library/busybox:1.36"),
             expected_sha256=dict(type="str"),
             timeout=dict(type="int", default=300),
-            kubeconfig=dict(type="path"),
-            context=dict(type="str"),
         ),
+        kube=True,
         supports_check_mode=True,
     )
-    if not HAS_LOCO:
-        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
+    from loco_lan.diskupload import SHA_ANNOTATION, DiskUploader, UploadRequest
+
     p = module.params
     request = UploadRequest(
         image=Path(p["image"]), pvc=p["pvc"], namespace=p["namespace"], file_name=p["file_name"],
@@ -166,11 +153,8 @@ def main():
         headroom=p["headroom_percent"] / 100, uploader_image=p["uploader_image"],
         expected_sha256=p["expected_sha256"], timeout=p["timeout"],
     )
-    try:
-        result = DiskUploader(kube.api_client(p["kubeconfig"], p["context"]), request).run(
-            check_mode=module.check_mode).as_dict()
-    except LocoError as exc:
-        module.fail_json(msg=str(exc))
+    uploader = DiskUploader(module.api(), request)
+    result = module.call(uploader.run, check_mode=module.check_mode).as_dict()
     if module._diff and result["changed"]:
         result["diff"] = {"before": {SHA_ANNOTATION: result["previous_sha256"]},
                           "after": {SHA_ANNOTATION: result["sha256"]}}

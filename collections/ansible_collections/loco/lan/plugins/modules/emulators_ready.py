@@ -63,49 +63,35 @@ pods:
   elements: str
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from kubernetes import client
-
-    from loco_lan import kube
-    from loco_lan.errors import LocoError
-except ImportError:
-    HAS_LOCO = False
-    LOCO_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_LOCO = True
-    LOCO_IMPORT_ERROR = None
+from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
 
 
 def main():
-    module = AnsibleModule(
+    module = LocoModule(
         argument_spec=dict(
             namespace=dict(type="str", required=True),
             release=dict(type="str", default="loco"),
             count=dict(type="int"),
             timeout=dict(type="int", default=300),
-            kubeconfig=dict(type="path"),
-            context=dict(type="str"),
         ),
+        kube=True,
         supports_check_mode=True,
     )
-    if not HAS_LOCO:
-        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    from loco_lan import kube
+
     p = module.params
+    api = module.api()
+    selector = "app.kubernetes.io/component=emulator,app.kubernetes.io/instance=%s" % p["release"]
     try:
-        api = kube.api_client(p["kubeconfig"], p["context"])
         count = p["count"]
         if count is None:
             count = client.AppsV1Api(api).read_namespaced_stateful_set(
                 "%s-emulator" % p["release"], p["namespace"]).spec.replicas
-        selector = "app.kubernetes.io/component=emulator,app.kubernetes.io/instance=%s" % p["release"]
-        pods = kube.wait_pods_ready(api, p["namespace"], selector, count, timeout=p["timeout"])
-    except LocoError as exc:
-        module.fail_json(msg=str(exc))
-    except client.ApiException as exc:
+        pods = module.call(kube.wait_pods_ready, api, p["namespace"], selector, count, timeout=p["timeout"])
+    except ApiException as exc:
         module.fail_json(msg="cannot read the emulators: %s %s" % (exc.status, exc.reason))
     module.exit_json(changed=False, pods=[pod.metadata.name for pod in pods])
 

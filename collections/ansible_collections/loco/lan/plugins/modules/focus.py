@@ -99,19 +99,7 @@ mode:
   sample: multi
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from loco_lan.errors import LocoError
-    from loco_lan.focus.client import FocusClient, read_token
-except ImportError:
-    HAS_LOCO = False
-    LOCO_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_LOCO = True
-    LOCO_IMPORT_ERROR = None
+from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
 
 
 def predict(state, ids, before, mode):
@@ -148,7 +136,7 @@ def run(module, client):
 
 
 def main():
-    module = AnsibleModule(
+    module = LocoModule(
         argument_spec=dict(
             url=dict(type="str", default="http://127.0.0.1:8090"),
             ids=dict(type="list", elements="str", default=[]),
@@ -160,14 +148,11 @@ def main():
         mutually_exclusive=[("token", "token_file")],
         supports_check_mode=True,
     )
-    if not HAS_LOCO:
-        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
+    from loco_lan.focus.client import FocusClient, read_token
+
     params = module.params
-    try:
-        token = read_token(params["token_file"]) if params["token_file"] else params["token"]
-        module.exit_json(**run(module, FocusClient(params["url"], token, timeout=params["timeout"])))
-    except LocoError as exc:
-        module.fail_json(msg=str(exc))
+    token = module.call(read_token, params["token_file"]) if params["token_file"] else params["token"]
+    module.exit_json(**module.call(run, module, FocusClient(params["url"], token, timeout=params["timeout"])))
 
 
 if __name__ == "__main__":

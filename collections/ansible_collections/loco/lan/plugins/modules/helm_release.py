@@ -117,23 +117,11 @@ release:
   type: dict
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from loco_lan.errors import LocoError
-    from loco_lan.helm import Helm
-except ImportError:
-    HAS_LOCO = False
-    LOCO_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_LOCO = True
-    LOCO_IMPORT_ERROR = None
+from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
 
 
 def main():
-    module = AnsibleModule(
+    module = LocoModule(
         argument_spec=dict(
             name=dict(type="str", required=True),
             namespace=dict(type="str", required=True),
@@ -145,32 +133,29 @@ def main():
             wait_timeout=dict(type="str", default="5m"),
             create_namespace=dict(type="bool", default=True),
             binary_path=dict(type="path"),
-            kubeconfig=dict(type="path"),
-            context=dict(type="str"),
         ),
+        kube=True,
         required_if=[("state", "present", ["chart_ref"])],
         supports_check_mode=True,
     )
-    if not HAS_LOCO:
-        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
+    from loco_lan.helm import Helm
+
     p = module.params
-    try:
-        helm = Helm(kubeconfig=p["kubeconfig"], context=p["context"], binary=p["binary_path"])
-        if p["state"] == "absent":
-            exists = helm.release(p["name"], p["namespace"]) is not None
-            if exists and not module.check_mode:
-                helm.uninstall(p["name"], p["namespace"], wait=p["wait"])
-            module.exit_json(changed=exists, action="uninstall" if exists else "none")
-        plan = helm.plan(p["name"], p["namespace"], p["chart_ref"], p["values"], patch=p["patch"])
-        result = dict(changed=plan.changed, action=plan.action, release_values=plan.values_after,
-                      manifest_changed=plan.manifest_changed)
-        if module._diff and plan.changed:
-            result["diff"] = plan.diff()
-        if not module.check_mode:
-            result["release"] = helm.apply(p["name"], p["namespace"], p["chart_ref"], plan, wait=p["wait"],
-                                           timeout=p["wait_timeout"], create_namespace=p["create_namespace"])
-    except LocoError as exc:
-        module.fail_json(msg=str(exc))
+    helm = module.call(Helm, kubeconfig=p["kubeconfig"], context=p["context"], binary=p["binary_path"])
+    if p["state"] == "absent":
+        exists = module.call(helm.release, p["name"], p["namespace"]) is not None
+        if exists and not module.check_mode:
+            module.call(helm.uninstall, p["name"], p["namespace"], wait=p["wait"])
+        module.exit_json(changed=exists, action="uninstall" if exists else "none")
+    plan = module.call(helm.plan, p["name"], p["namespace"], p["chart_ref"], p["values"], patch=p["patch"])
+    result = dict(changed=plan.changed, action=plan.action, release_values=plan.values_after,
+                  manifest_changed=plan.manifest_changed)
+    if module._diff and plan.changed:
+        result["diff"] = plan.diff()
+    if not module.check_mode:
+        result["release"] = module.call(helm.apply, p["name"], p["namespace"], p["chart_ref"], plan,
+                                        wait=p["wait"], timeout=p["wait_timeout"],
+                                        create_namespace=p["create_namespace"])
     module.exit_json(**result)
 
 

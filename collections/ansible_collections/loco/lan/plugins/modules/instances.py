@@ -106,52 +106,41 @@ path:
   type: str
 """
 
-import traceback
 from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from loco_lan import instances, kube
-    from loco_lan.errors import LocoError
-except ImportError:
-    HAS_LOCO = False
-    LOCO_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_LOCO = True
-    LOCO_IMPORT_ERROR = None
+from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
 
 
 def main():
-    module = AnsibleModule(
+    module = LocoModule(
         argument_spec=dict(
             namespace=dict(type="str", required=True),
             release=dict(type="str", default="loco"),
             config_dir=dict(type="path", required=True),
-            stream_url=dict(type="str", default="http://{release}-streaming.{namespace}.svc.cluster.local:8443/stream/{id}"),
+            stream_url=dict(type="str",
+                            default="http://{release}-streaming.{namespace}.svc.cluster.local:8443/stream/{id}"),
             vnc_url=dict(type="str", default="{host}:{vnc_port}"),
             health_url=dict(type="str", default="http://{host}:{health_port}"),
             name=dict(type="str", default="Loco {number}"),
             description=dict(type="str", default="Windows 98 guest {number} ({pod})"),
             vnc_base_port=dict(type="int"),
             health_base_port=dict(type="int"),
-            kubeconfig=dict(type="path"),
-            context=dict(type="str"),
         ),
+        kube=True,
         supports_check_mode=True,
     )
-    if not HAS_LOCO:
-        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
+    from loco_lan import instances
+
     p = module.params
     urls = instances.UrlTemplates(
         stream=p["stream_url"], vnc=p["vnc_url"], health=p["health_url"], name=p["name"],
         description=p["description"], vnc_base_port=p["vnc_base_port"], health_base_port=p["health_base_port"],
     )
     try:
-        entries = instances.collect(kube.api_client(p["kubeconfig"], p["context"]), p["namespace"], p["release"], urls)
-        written = instances.write_config(Path(p["config_dir"]), entries, check_mode=module.check_mode)
-    except (LocoError, KeyError) as exc:
-        module.fail_json(msg="cannot write instances.json: %s" % exc)
+        entries = module.call(instances.collect, module.api(), p["namespace"], p["release"], urls)
+    except KeyError as exc:
+        module.fail_json(msg="unknown field %s in a URL or name template" % exc)
+    written = module.call(instances.write_config, Path(p["config_dir"]), entries, check_mode=module.check_mode)
     result = dict(changed=written.changed, instances=entries, created=written.created,
                   path=str(Path(p["config_dir"]) / "instances.json"))
     if module._diff:

@@ -81,22 +81,11 @@ log:
   type: str
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from loco_lan.liveaccess import LiveAccess, LiveConfig
-except ImportError:
-    HAS_LOCO = False
-    LOCO_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_LOCO = True
-    LOCO_IMPORT_ERROR = None
+from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
 
 
 def main():
-    module = AnsibleModule(
+    module = LocoModule(
         argument_spec=dict(
             namespace=dict(type="str", required=True),
             release=dict(type="str", default="loco"),
@@ -106,13 +95,12 @@ def main():
             health_base_port=dict(type="int", default=18080),
             state_dir=dict(type="path", required=True),
             kubectl=dict(type="path", default="kubectl"),
-            kubeconfig=dict(type="path"),
-            context=dict(type="str"),
         ),
+        kube=True,
         supports_check_mode=True,
     )
-    if not HAS_LOCO:
-        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
+    from loco_lan.liveaccess import LiveAccess, LiveConfig
+
     p = module.params
     config = LiveConfig(namespace=p["namespace"], release=p["release"], kubeconfig=p["kubeconfig"],
                         context=p["context"], address=p["address"], vnc_base_port=p["vnc_base_port"],

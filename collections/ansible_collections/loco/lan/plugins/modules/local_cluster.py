@@ -94,23 +94,11 @@ components:
   type: dict
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from loco_lan.cluster.local import LocalCluster
-    from loco_lan.errors import LocoError
-except ImportError:
-    HAS_LOCO = False
-    LOCO_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_LOCO = True
-    LOCO_IMPORT_ERROR = None
+from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
 
 
 def main():
-    module = AnsibleModule(
+    module = LocoModule(
         argument_spec=dict(
             name=dict(type="str", default="local"),
             state=dict(type="str", default="started", choices=["started", "stopped"]),
@@ -121,8 +109,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not HAS_LOCO:
-        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
+    from loco_lan.cluster.local import LocalCluster
+
     params = module.params
     cluster = LocalCluster(params["name"], state_root=params["state_root"], nodes=params["nodes"])
     before = cluster.status()
@@ -130,10 +118,7 @@ def main():
     if params["state"] == "started":
         changed = not before["healthy"]
         if changed and not module.check_mode:
-            try:
-                cluster.up(timeout=params["timeout"])
-            except LocoError as exc:
-                module.fail_json(msg=str(exc), **before)
+            module.call(cluster.up, timeout=params["timeout"])
     else:
         changed = running or (params["purge"] and cluster.dir.exists())
         if changed and not module.check_mode:

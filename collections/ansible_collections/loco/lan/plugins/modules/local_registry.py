@@ -62,20 +62,9 @@ url:
 """
 
 import json
-import traceback
 from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from loco_lan.errors import LocoError
-    from loco_lan.localregistry import LocalRegistry
-except ImportError:
-    HAS_LOCO = False
-    LOCO_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_LOCO = True
-    LOCO_IMPORT_ERROR = None
+from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
 
 
 def previous_port(state_dir):
@@ -86,15 +75,16 @@ def previous_port(state_dir):
 
 
 def main():
-    module = AnsibleModule(
+    module = LocoModule(
         argument_spec=dict(
             state_dir=dict(type="path", required=True),
             state=dict(type="str", default="started", choices=["started", "stopped"]),
         ),
         supports_check_mode=True,
     )
-    if not HAS_LOCO:
-        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
+    from loco_lan.errors import LocoError
+    from loco_lan.localregistry import LocalRegistry
+
     state_dir = module.params["state_dir"]
     running = LocalRegistry.load(state_dir)
     if module.params["state"] == "stopped":
@@ -107,10 +97,7 @@ def main():
             running = LocalRegistry(state_dir, port=previous_port(state_dir)).start()
         except LocoError:
             # The old port is taken by something else: any free port will do.
-            try:
-                running = LocalRegistry(state_dir).start()
-            except LocoError as exc:
-                module.fail_json(msg=str(exc))
+            running = module.call(LocalRegistry(state_dir).start)
     if running is None:
         module.exit_json(changed=changed)
     module.exit_json(changed=changed, host=running.host, url=running.url)

@@ -131,34 +131,24 @@ report:
 """
 
 import sys
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from loco_lan import kube
-    from loco_lan.errors import LocoError
-    from loco_lan.netcheck import kube_hosts, netns_hosts, run_checks
-except ImportError:
-    HAS_LOCO = False
-    LOCO_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_LOCO = True
-    LOCO_IMPORT_ERROR = None
+from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
 
 CHECKS = ["arp", "ipv6", "directplay"]
 
 
-def hosts_of(params):
+def hosts_of(module):
+    from loco_lan.netcheck import kube_hosts, netns_hosts
+
+    params = module.params
     if params["netns"]:
         return netns_hosts(params["netns"], params["python"] or sys.executable)
-    api = kube.api_client(params["kubeconfig"], params["context"])
-    return kube_hosts(api, params["namespace"], params["selector"], params["container"],
+    return kube_hosts(module.api(), params["namespace"], params["selector"], params["container"],
                       params["python"] or "python3")
 
 
 def main():
-    module = AnsibleModule(
+    module = LocoModule(
         argument_spec=dict(
             namespace=dict(type="str"),
             selector=dict(type="str", default="app.kubernetes.io/component=emulator"),
@@ -170,25 +160,21 @@ def main():
             ping_timeout=dict(type="float", default=1),
             port_timeout=dict(type="float", default=5),
             report=dict(type="path"),
-            kubeconfig=dict(type="path"),
-            context=dict(type="str"),
         ),
+        kube=True,
         mutually_exclusive=[("namespace", "netns")],
         required_one_of=[("namespace", "netns")],
         supports_check_mode=True,
     )
-    if not HAS_LOCO:
-        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
+    from loco_lan.netcheck import run_checks
+
     params = module.params
     if params["ping_timeout"] <= 0 or params["port_timeout"] <= 0:
         module.fail_json(msg="ping_timeout and port_timeout must be positive")
-    try:
-        report = run_checks(hosts_of(params), params["interface"], params["checks"],
-                            params["ping_timeout"], params["port_timeout"])
-        if params["report"]:
-            report.write(params["report"])
-    except LocoError as exc:
-        module.fail_json(msg=str(exc))
+    report = module.call(run_checks, hosts_of(module), params["interface"], params["checks"],
+                         params["ping_timeout"], params["port_timeout"])
+    if params["report"]:
+        module.call(report.write, params["report"])
     data = report.as_dict()
     result = dict(changed=False, ok=data["ok"], table=report.table(), findings=data["findings"], report=data)
     if not data["ok"]:

@@ -134,23 +134,13 @@ reason:
   type: str
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from loco_lan import snapshot
-    from loco_lan.errors import LocoError
-    from loco_lan.oci import Client, Credentials
-except ImportError:
-    HAS_LOCO = False
-    LOCO_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_LOCO = True
-    LOCO_IMPORT_ERROR = None
+from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
 
 
 def run(module):
+    from loco_lan import snapshot
+    from loco_lan.oci import Client, Credentials
+
     params = module.params
     credentials = Credentials.resolve(params["username"], params["password"], token=params["token"])
     client = Client(
@@ -180,7 +170,7 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(
+    module = LocoModule(
         argument_spec=dict(
             reference=dict(type="str", default="ghcr.io/mroie/qemu-snapshots:win98-base"),
             path=dict(type="path", required=True),
@@ -199,13 +189,10 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not HAS_LOCO:
-        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
+    from loco_lan import snapshot
+
     before = snapshot.read_record(module.params["path"]).get("digest")
-    try:
-        result = run(module)
-    except LocoError as exc:
-        module.fail_json(msg=str(exc), reason=getattr(exc, "reason", "error"))
+    result = module.call(run, module)
     outcome = result.as_dict()
     if module._diff and module.params["state"] == "pulled":
         outcome["diff"] = dict(before=dict(digest=before), after=dict(digest=result.digest))
