@@ -5,16 +5,23 @@ Runs beside kwok and reconciles, every half second:
   hostPath PersistentVolume under ``<state>/volumes`` (any access mode,
   ReadOnlyMany included); released volumes are deleted with their directory.
 - Pods on kwok nodes get kwok ``Exec``/``Logs``/``PortForward`` resources so
-  ``kubectl exec``/``cp`` see the pod's volumes (see sandbox.py), ``kubectl
+  ``kubectl exec``/``cp`` see the pod's volumes (claims, emptyDirs, hostPaths,
+  Secrets and ConfigMaps written out as files; see sandbox.py), ``kubectl
   logs`` reads a file, and ``kubectl port-forward`` reaches the local address
   named in the pod's ``loco.lan/port-forward`` annotation (``{"5901":
   "127.0.0.1:15901"}``).  The pod is then annotated ``loco.lan/sandbox: ready``.
+- Pods annotated ``loco.lan/run-local: emulator`` get a real emulator process on
+  this machine, its VNC and health ports forwarded as the pod's 5901 and 8080
+  (see localemu.py).  The emulators stop with their pods and with the agent.
 """
 
 import argparse
+import base64
 import json
 import logging
 import shutil
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -22,8 +29,10 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from loco_lan import kube
-from loco_lan.cluster import sandbox
+from loco_lan.cluster import localemu, sandbox
 from loco_lan.cluster.local import PROVISIONER
+from loco_lan.errors import LocoError
+from loco_lan.fsutil import atomic_write
 
 log = logging.getLogger("loco.agent")
 KWOK_API = "kwok.x-k8s.io/v1alpha1"
@@ -39,15 +48,23 @@ class Agent:
         self.storage = client.StorageV1Api(api)
         self.volumes = state_dir / "volumes"
         self.pods = state_dir / "pods"
-        self.done: dict[str, str] = {}  # pod uid -> port-forward annotation it was sandboxed with
+        self.done: dict[str, dict] = {}  # pod uid -> port forwards it was sandboxed with
+        self.emulators = localemu.LocalEmulators(self.pods)
+        self.refused: dict[str, str] = {}  # pod uid -> why its emulator cannot start (said once)
 
     def run(self, interval: float = 0.5) -> None:
-        while True:
-            try:
-                self.reconcile()
-            except Exception:  # keep serving; the next pass retries
-                log.exception("reconcile failed")
-            time.sleep(interval)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        self.emulators.reap_orphans()
+        try:
+            while True:
+                try:
+                    self.reconcile()
+                except Exception:  # keep serving; the next pass retries
+                    log.exception("reconcile failed")
+                time.sleep(interval)
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already
+            self.emulators.stop_all()
 
     def reconcile(self) -> None:
         self.provision()
@@ -96,21 +113,72 @@ class Agent:
 
     # -- pods ----------------------------------------------------------
     def sandbox_pods(self) -> None:
-        live = set()
+        live, running = set(), set()
         for pod in self.core.list_pod_for_all_namespaces(field_selector="spec.nodeName!=").items:
             uid = pod.metadata.uid
             live.add(uid)
-            forwards = (pod.metadata.annotations or {}).get(FORWARD_ANNOTATION, "")
-            if pod.metadata.deletion_timestamp or self.done.get(uid) == forwards:
+            if pod.metadata.deletion_timestamp:
+                continue
+            running.add(uid)
+            annotations = pod.metadata.annotations or {}
+            if annotations.get(localemu.RUN_ANNOTATION) == "emulator" and uid not in self.emulators:
+                self.add_emulator(pod)
+            # An explicit annotation wins over the local emulator's ports.
+            explicit = json.loads(annotations.get(FORWARD_ANNOTATION, "{}"))
+            forwards = {**self.emulators.forwards(uid), **explicit}
+            if self.done.get(uid) == forwards:
                 continue
             mounts = self.pod_mounts(pod)
             if mounts is None:
                 continue
-            self.sandbox_pod(pod, mounts)
+            self.sandbox_pod(pod, mounts, forwards)
             self.done[uid] = forwards
+        self.emulators.keep(running)
+        self.emulators.tend()
         for stale in set(self.done) - live:
             del self.done[stale]
+            self.refused.pop(stale, None)
             shutil.rmtree(self.pods / stale, ignore_errors=True)
+
+    def add_emulator(self, pod) -> None:
+        """Start the pod's emulator here, once its volumes are bound and its env resolves."""
+        mounts = self.pod_mounts(pod)
+        if mounts is None:
+            return
+        meta, manifest = pod.metadata, self.api.sanitize_for_serialization(pod)
+        container = localemu.emulator_container(manifest)["name"]
+        pod_dir, name = self.pods / meta.uid, f"{meta.namespace}/{meta.name}"
+        log_file = pod_dir / f"{container}.log"
+        try:
+            env = localemu.emulator_env(manifest, mounts[container], pod_dir,
+                                        lambda kind, ref, key: self.lookup(meta.namespace, kind, ref, key))
+        except LocoError as exc:  # what a kubelet reports as CreateContainerConfigError
+            if self.refused.get(meta.uid) != str(exc):
+                self.refused[meta.uid] = str(exc)
+                log.warning("cannot run the emulator of %s: %s", name, exc)
+                pod_dir.mkdir(parents=True, exist_ok=True)
+                log_note(log_file, f"loco agent: cannot run the emulator: {exc}")
+            return
+        self.emulators.add(meta.uid, name, env, log_file)
+
+    def lookup(self, namespace: str, kind: str, name: str, key: str) -> str | None:
+        """A key of a Secret or ConfigMap, None when either is missing."""
+        value = (self.object_data(namespace, kind, name) or {}).get(key)
+        return None if value is None else value.decode()
+
+    def object_data(self, namespace: str, kind: str, name: str) -> dict[str, bytes] | None:
+        """The keys of a Secret (``kind`` secret) or ConfigMap (configmap), None when it does not exist."""
+        try:
+            if kind == "secret":
+                data = self.core.read_namespaced_secret(name, namespace).data or {}
+                return {key: base64.b64decode(value) for key, value in data.items()}
+            config_map = self.core.read_namespaced_config_map(name, namespace)
+            return {**{key: value.encode() for key, value in (config_map.data or {}).items()},
+                    **{key: base64.b64decode(value) for key, value in (config_map.binary_data or {}).items()}}
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def pod_mounts(self, pod) -> dict[str, list[sandbox.Mount]] | None:
         """Host directories for each container's volume mounts, or None while a claim is unbound."""
@@ -133,6 +201,17 @@ class Agent:
                 sources[volume.name] = (str(path), False)
             elif volume.host_path:
                 sources[volume.name] = (volume.host_path.path, False)
+            elif volume.secret or volume.config_map:
+                source = volume.secret or volume.config_map
+                kind, name = ("secret", source.secret_name) if volume.secret else ("configmap", source.name)
+                data = self.object_data(pod.metadata.namespace, kind, name)
+                if data is None and not source.optional:
+                    return None  # a kubelet waits for it too
+                path = pod_dir / "volumes" / volume.name
+                path.mkdir(parents=True, exist_ok=True)
+                for file, content in volume_files(data or {}, source.items).items():
+                    atomic_write(path / file, content, mode=source.default_mode or 0o644)
+                sources[volume.name] = (str(path), True)
         mounts = {}
         for container in pod.spec.containers:
             mounts[container.name] = [
@@ -145,7 +224,7 @@ class Agent:
             ]
         return mounts
 
-    def sandbox_pod(self, pod, mounts: dict[str, list[sandbox.Mount]]) -> None:
+    def sandbox_pod(self, pod, mounts: dict[str, list[sandbox.Mount]], forwards: dict[str, str]) -> None:
         meta = pod.metadata
         pod_dir = self.pods / meta.uid
         pod_dir.mkdir(parents=True, exist_ok=True)
@@ -157,15 +236,14 @@ class Agent:
             execs.append({"containers": [container], "local": {
                 "workDir": str(pod_dir), "envs": [{"name": sandbox.POD_ARGS_ENV, "value": str(args_file)}]}})
             log_file = pod_dir / f"{container}.log"
-            if not log_file.exists():
-                log_file.write_text(f"{container}: simulated by kwok on {pod.spec.node_name}\n")
+            if not log_file.exists() and meta.uid not in self.emulators:
+                log_note(log_file, f"{container}: simulated by kwok on {pod.spec.node_name}")
             logs.append({"containers": [container], "logsFile": str(log_file)})
         metadata = {"name": meta.name, "namespace": meta.namespace, "ownerReferences": owner}
         kube.apply(self.api, {"apiVersion": KWOK_API, "kind": "Exec", "metadata": metadata,
                               "spec": {"execs": execs}})
         kube.apply(self.api, {"apiVersion": KWOK_API, "kind": "Logs", "metadata": metadata,
                               "spec": {"logs": logs}})
-        forwards = json.loads((meta.annotations or {}).get(FORWARD_ANNOTATION, "{}"))
         if forwards:
             kube.apply(self.api, {"apiVersion": KWOK_API, "kind": "PortForward", "metadata": metadata,
                                   "spec": {"forwards": [
@@ -176,6 +254,19 @@ class Agent:
         self.core.patch_namespaced_pod(meta.name, meta.namespace,
                                        {"metadata": {"annotations": {SANDBOX_ANNOTATION: "ready"}}})
         log.info("sandboxed pod %s/%s", meta.namespace, meta.name)
+
+
+def volume_files(data: dict[str, bytes], items) -> dict[str, bytes]:
+    """The files of a Secret or ConfigMap volume: one per key, or the listed ``items`` at their paths."""
+    if not items:
+        return dict(data)
+    return {item.path: data[item.key] for item in items if item.key in data}
+
+
+def log_note(path: Path, text: str) -> None:
+    """Append a line to a container log, in the CRI format kwok parses for ``kubectl logs``."""
+    with open(path, "ab") as out:
+        out.write(localemu.cri_lines(f"{text}\n".encode(), localemu.cri_timestamp())[0])
 
 
 def main() -> None:

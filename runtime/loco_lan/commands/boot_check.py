@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from loco_lan.bootcheck import LIVE_STATES, boot_check
+from loco_lan.bootcheck import LIVE_STATES, boot_check, parse_target, read_password
 from loco_lan.errors import LocoError
 
 
@@ -59,27 +59,6 @@ def register(subparsers) -> None:
         "--json", action="store_true", help="print one JSON object per target instead of text"
     )
     parser.set_defaults(func=run_boot_check)
-
-
-def parse_target(text: str) -> tuple[str, int]:
-    match = re.fullmatch(r"\[?([^\[\]]+?)\]?:(\d+)", text.strip())
-    if not match:
-        raise LocoError(f"--vnc {text!r}: expected HOST:PORT, e.g. 10.0.0.5:5901")
-    port = int(match.group(2))
-    if port < 100:
-        port += 5900
-    if port > 65535:
-        raise LocoError(f"--vnc {text!r}: port out of range")
-    return match.group(1), port
-
-
-def read_password(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        return path.read_text().rstrip("\r\n")
-    except OSError as exc:
-        raise LocoError(f"--password-file {path}: cannot read it ({exc.strerror})") from None
 
 
 def run_boot_check(args: argparse.Namespace) -> int:
