@@ -29,6 +29,12 @@ KUBE_ARGS = dict(
     context=dict(type="str"),
 )
 
+# Options of the loco.lan.release documentation fragment.
+RELEASE_ARGS = dict(
+    namespace=dict(type="str", required=True),
+    release=dict(type="str", default="loco"),
+)
+
 
 class LocoModule(AnsibleModule):
     """An AnsibleModule that fails with a clear message when loco-lan is missing.

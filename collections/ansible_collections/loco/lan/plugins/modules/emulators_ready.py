@@ -19,14 +19,6 @@ version_added: 0.1.0
 author:
   - loco.lan developers (@loco-lan)
 options:
-  namespace:
-    description: Namespace of the release.
-    type: str
-    required: true
-  release:
-    description: Helm release name.
-    type: str
-    default: loco
   count:
     description: Number of ready pods to wait for; the StatefulSet's replicas when omitted.
     type: int
@@ -36,6 +28,7 @@ options:
     default: 300
 extends_documentation_fragment:
   - loco.lan.kube
+  - loco.lan.release
 requirements:
   - loco-lan (the project's runtime package)
 attributes:
@@ -63,14 +56,13 @@ pods:
   elements: str
 """
 
-from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
+from ansible_collections.loco.lan.plugins.module_utils.runtime import RELEASE_ARGS, LocoModule
 
 
 def main():
     module = LocoModule(
         argument_spec=dict(
-            namespace=dict(type="str", required=True),
-            release=dict(type="str", default="loco"),
+            **RELEASE_ARGS,
             count=dict(type="int"),
             timeout=dict(type="int", default=300),
         ),

@@ -20,14 +20,6 @@ version_added: 0.1.0
 author:
   - loco.lan developers (@loco-lan)
 options:
-  namespace:
-    description: Namespace of the release.
-    type: str
-    required: true
-  release:
-    description: Helm release name; the StatefulSet is C(<release>-emulator).
-    type: str
-    default: loco
   config_dir:
     description: Directory of the clients' config files.
     type: path
@@ -62,6 +54,7 @@ options:
     type: int
 extends_documentation_fragment:
   - loco.lan.kube
+  - loco.lan.release
 requirements:
   - loco-lan (the project's runtime package)
 attributes:
@@ -108,14 +101,13 @@ path:
 
 from pathlib import Path
 
-from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
+from ansible_collections.loco.lan.plugins.module_utils.runtime import RELEASE_ARGS, LocoModule
 
 
 def main():
     module = LocoModule(
         argument_spec=dict(
-            namespace=dict(type="str", required=True),
-            release=dict(type="str", default="loco"),
+            **RELEASE_ARGS,
             config_dir=dict(type="path", required=True),
             stream_url=dict(type="str",
                             default="http://{release}-streaming.{namespace}.svc.cluster.local:8443/stream/{id}"),

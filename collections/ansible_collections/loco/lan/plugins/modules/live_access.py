@@ -20,14 +20,6 @@ version_added: 0.1.0
 author:
   - loco.lan developers (@loco-lan)
 options:
-  namespace:
-    description: Namespace of the release.
-    type: str
-    required: true
-  release:
-    description: Helm release name.
-    type: str
-    default: loco
   state:
     description: Whether the port-forwards should run.
     type: str
@@ -55,6 +47,7 @@ options:
     default: kubectl
 extends_documentation_fragment:
   - loco.lan.kube
+  - loco.lan.release
 requirements:
   - kubectl
   - loco-lan (the project's runtime package)
@@ -81,14 +74,13 @@ log:
   type: str
 """
 
-from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
+from ansible_collections.loco.lan.plugins.module_utils.runtime import RELEASE_ARGS, LocoModule
 
 
 def main():
     module = LocoModule(
         argument_spec=dict(
-            namespace=dict(type="str", required=True),
-            release=dict(type="str", default="loco"),
+            **RELEASE_ARGS,
             state=dict(type="str", default="started", choices=["started", "stopped"]),
             address=dict(type="str", default="127.0.0.1"),
             vnc_base_port=dict(type="int", default=15901),
