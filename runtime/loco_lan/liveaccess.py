@@ -25,6 +25,7 @@ from kubernetes import client
 from loco_lan import kube
 from loco_lan.cluster.local import pid_alive
 from loco_lan.fsutil import atomic_write
+from loco_lan.kube.portforward import kubectl_port_forward
 
 log = logging.getLogger("loco.live")
 VNC_PORT, HEALTH_PORT = 5901, 8080
@@ -110,11 +111,8 @@ def supervise(config: LiveConfig, poll: float = 2.0) -> None:
         stopping = True
 
     signal.signal(signal.SIGTERM, on_term)
-    base = [config.kubectl, "port-forward", "--namespace", config.namespace, "--address", config.address]
-    if config.kubeconfig:
-        base += ["--kubeconfig", config.kubeconfig]
-    if config.context:
-        base += ["--context", config.context]
+    base = kubectl_port_forward(config.namespace, kubeconfig=config.kubeconfig, context=config.context,
+                                kubectl=config.kubectl, address=config.address)
     while not stopping:
         try:
             replicas = apps.read_namespaced_stateful_set(f"{config.release}-emulator", config.namespace).spec.replicas

@@ -17,20 +17,28 @@ from loco_lan.errors import LocoError
 RESTART_POLL = 0.2
 
 
+def kubectl_port_forward(namespace: str, *, kubeconfig: str | None = None, context: str | None = None,
+                         kubectl: str = "kubectl", address: str = "127.0.0.1") -> list[str]:
+    """The ``kubectl port-forward`` command line up to its pod and ports (shared with liveaccess)."""
+    program = shutil.which(kubectl)
+    if program is None:
+        raise LocoError(f"{kubectl} not found: it is needed to reach the pods through the Kubernetes API")
+    argv = [program, "port-forward", "--namespace", namespace, "--address", address]
+    if kubeconfig:
+        argv += ["--kubeconfig", kubeconfig]
+    if context:
+        argv += ["--context", context]
+    return argv
+
+
 class PortForwards:
     """``with PortForwards(ns, [(pod, 5901), ...]) as forwards: forwards.port(pod, 5901)``."""
 
     def __init__(self, namespace: str, targets: Iterable[tuple[str, int]], *, kubeconfig: str | None = None,
                  context: str | None = None, kubectl: str = "kubectl", address: str = "127.0.0.1"):
-        program = shutil.which(kubectl)
-        if program is None:
-            raise LocoError(f"{kubectl} not found: it is needed to reach the pods through the Kubernetes API")
         self.address = address
-        self.base = [program, "port-forward", "--namespace", namespace, "--address", address]
-        if kubeconfig:
-            self.base += ["--kubeconfig", kubeconfig]
-        if context:
-            self.base += ["--context", context]
+        self.base = kubectl_port_forward(namespace, kubeconfig=kubeconfig, context=context, kubectl=kubectl,
+                                         address=address)
         self.ports = {target: free_port() for target in targets}
         self.children: dict[tuple[str, int], subprocess.Popen] = {}
         self.restarts = 0
