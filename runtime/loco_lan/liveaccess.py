@@ -4,7 +4,8 @@ Instance ``i`` gets its VNC port on ``vnc_base_port + i`` and its health port on
 ``health_base_port + i`` (127.0.0.1 by default).  A detached supervisor keeps one
 port-forward per port running, restarts any that exits (a pod restarted, a
 connection dropped) and follows the StatefulSet when it is scaled.  ``start``
-is idempotent: a supervisor already running the same configuration is kept.
+refuses ports already taken, is idempotent (a supervisor already running the
+same configuration is kept) and returns once every forward listens.
 """
 
 import argparse
@@ -21,11 +22,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from loco_lan import kube
 from loco_lan.cluster.local import pid_alive
+from loco_lan.errors import LocoError
 from loco_lan.fsutil import atomic_write
-from loco_lan.kube.portforward import kubectl_port_forward
+from loco_lan.kube.portforward import ForwardSet, kubectl_port_forward
+from loco_lan.netutil import bindable, ephemeral_range, wait_accepting
 
 log = logging.getLogger("loco.live")
 VNC_PORT, HEALTH_PORT = 5901, 8080
@@ -47,10 +51,11 @@ class LiveConfig:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
     def forwards(self, replicas: int) -> list[tuple[str, int, int]]:
-        """(pod, local port, remote port) for every emulator."""
+        """(pod, local port, remote port) for every emulator, VNC ones first."""
         pods = [f"{self.release}-emulator-{i}" for i in range(replicas)]
-        return [(pod, base + i, remote) for i, pod in enumerate(pods)
-                for base, remote in ((self.vnc_base_port, VNC_PORT), (self.health_base_port, HEALTH_PORT))]
+        return [(pod, base + i, remote)
+                for base, remote in ((self.vnc_base_port, VNC_PORT), (self.health_base_port, HEALTH_PORT))
+                for i, pod in enumerate(pods)]
 
 
 class LiveAccess:
@@ -68,20 +73,51 @@ class LiveAccess:
         state = self.state()
         return bool(state.get("pid")) and pid_alive(state["pid"]) and state.get("key") == self.config.key
 
-    def start(self) -> bool:
-        """Start the supervisor unless it already runs this configuration; returns whether it started."""
-        if self.running():
-            return False
-        self.stop()
+    def start(self, timeout: float = 60.0) -> bool:
+        """Start the supervisor unless it already runs this configuration, then wait until
+        every forward listens; returns whether it started."""
+        config = self.config
+        ports = self.ports()
+        started = not self.running()
+        if started:
+            self.stop()
+            busy = [port for port in ports if not bindable(port, config.address)]
+            if busy:
+                low, high = ephemeral_range()
+                raise LocoError(
+                    f"{config.address} port {', '.join(map(str, busy))} already in use, so live access cannot "
+                    f"listen there: choose other base ports, outside {low}-{high} (the kernel hands those out "
+                    "to outgoing connections)")
+            self._spawn()
+        pid = self.state()["pid"]
+        closed = wait_accepting(ports, config.address, timeout, alive=lambda: pid_alive(pid))
+        if closed:
+            raise LocoError(
+                f"live access does not listen on {config.address} port {', '.join(map(str, closed))} after "
+                f"{timeout:g}s (are the emulator pods running?); its supervisor "
+                f"{'keeps retrying' if pid_alive(pid) else 'exited'}, its log {self.log_file} ends:\n"
+                + tail(self.log_file))
+        return started
+
+    def ports(self) -> list[int]:
+        """The local ports of the emulators there are now, VNC ones first."""
+        config = self.config
+        apps = client.AppsV1Api(kube.api_client(config.kubeconfig, config.context))
+        forwards = config.forwards(replicas(apps, config))
+        return [local for _, local, _ in forwards]
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_file.with_suffix(".log")
+
+    def _spawn(self) -> None:
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        log_file = self.state_file.with_suffix(".log")
-        with open(log_file, "ab") as out:
+        with open(self.log_file, "ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "loco_lan.liveaccess", "--config", json.dumps(asdict(self.config))],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
         atomic_write(self.state_file, json.dumps({"pid": process.pid, "key": self.config.key,
-                                                  "config": asdict(self.config), "log": str(log_file)}))
-        return True
+                                                  "config": asdict(self.config), "log": str(self.log_file)}))
 
     def stop(self) -> bool:
         state = self.state()
@@ -101,9 +137,7 @@ class LiveAccess:
 
 def supervise(config: LiveConfig, poll: float = 2.0) -> None:
     """Keep one ``kubectl port-forward`` per forward alive until SIGTERM."""
-    api = kube.api_client(config.kubeconfig, config.context)
-    apps = client.AppsV1Api(api)
-    children: dict[tuple[str, int, int], subprocess.Popen] = {}
+    apps = client.AppsV1Api(kube.api_client(config.kubeconfig, config.context))
     stopping = False
 
     def on_term(*_):
@@ -111,31 +145,36 @@ def supervise(config: LiveConfig, poll: float = 2.0) -> None:
         stopping = True
 
     signal.signal(signal.SIGTERM, on_term)
-    base = kubectl_port_forward(config.namespace, kubeconfig=config.kubeconfig, context=config.context,
-                                kubectl=config.kubectl, address=config.address)
+    forwards = ForwardSet(kubectl_port_forward(config.namespace, kubeconfig=config.kubeconfig,
+                                               context=config.context, kubectl=config.kubectl,
+                                               address=config.address), output=None)
     while not stopping:
         try:
-            replicas = apps.read_namespaced_stateful_set(f"{config.release}-emulator", config.namespace).spec.replicas
-            wanted = set(config.forwards(replicas or 0))
+            wanted = config.forwards(replicas(apps, config))
         except Exception as exc:  # the API may be briefly away; keep what runs
             log.warning("cannot read the StatefulSet: %s", exc)
-            wanted = set(children)
-        for forward in set(children) - wanted:
-            children.pop(forward).terminate()
-        for forward in wanted:
-            child = children.get(forward)
-            if child is None or child.poll() is not None:
-                pod, local, remote = forward
-                if child is not None:
-                    log.info("port-forward %s %d->%d exited (%s); restarting", pod, local, remote, child.returncode)
-                children[forward] = subprocess.Popen([*base, f"pod/{pod}", f"{local}:{remote}"],
-                                                     stdin=subprocess.DEVNULL)
+            wanted = list(forwards.children)
+        forwards.sync(wanted)
         time.sleep(poll)
-    for child in children.values():
-        child.terminate()
-    for child in children.values():
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(5)
+    forwards.close()
+
+
+def replicas(apps: client.AppsV1Api, config: LiveConfig) -> int:
+    name = f"{config.release}-emulator"
+    try:
+        return apps.read_namespaced_stateful_set(name, config.namespace).spec.replicas or 0
+    except ApiException as exc:
+        if exc.status == 404:
+            raise LocoError(f"StatefulSet {config.namespace}/{name} not found; is release "
+                            f"{config.release!r} installed?") from exc
+        raise
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 def main() -> None:

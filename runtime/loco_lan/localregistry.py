@@ -22,9 +22,10 @@ from pathlib import Path
 
 from loco_lan.errors import LocoError
 from loco_lan.fsutil import atomic_write
+from loco_lan.netutil import LOOPBACK, free_port
 
 BINARY = "docker-registry"
-HOST = "127.0.0.1"
+HOST = LOOPBACK
 
 
 def make_htpasswd(path: Path, username: str, password: str) -> None:
@@ -90,7 +91,7 @@ class LocalRegistry:
         self.storage.mkdir(parents=True, exist_ok=True)
         fixed_port = self.port
         for _ in range(3):  # a free port can be taken between probing it and the registry binding it
-            self.port = fixed_port or _free_port()
+            self.port = fixed_port or free_port()
             atomic_write(self._config_file, self._config())
             with (self.state_dir / "registry.log").open("ab") as log:
                 self._process = subprocess.Popen(
@@ -273,9 +274,3 @@ class CuttingProxy:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -25,8 +24,9 @@ from loco_lan.cluster import pki
 from loco_lan.cluster.tools import Toolbox
 from loco_lan.errors import LocoError
 from loco_lan.fsutil import atomic_write
+from loco_lan.netutil import LOOPBACK, bindable, free_port
 
-HOST = "127.0.0.1"
+HOST = LOOPBACK
 PORT_NAMES = ("etcd", "etcd_peer", "apiserver", "kwok")
 STORAGE_CLASS = "loco-hostpath"
 PROVISIONER = "loco.lan/hostpath"
@@ -36,21 +36,6 @@ KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 def default_state_root() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
     return Path(base) / "loco-lan" / "clusters"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def pid_alive(pid: int) -> bool:
@@ -171,7 +156,7 @@ class LocalCluster:
         ports = {}
         for name in PORT_NAMES:
             port = previous.get(name)
-            ports[name] = port if port and port_is_free(port) else free_port()
+            ports[name] = port if port and bindable(port) else free_port()
         return ports
 
     def _write_credentials(self, server: str) -> None:

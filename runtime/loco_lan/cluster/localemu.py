@@ -22,7 +22,6 @@ import os
 import posixpath
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,10 +29,11 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loco_lan.cluster.local import free_port, pid_alive
+from loco_lan.cluster.local import pid_alive
 from loco_lan.cluster.sandbox import Mount
 from loco_lan.emulator import config as emulator_config
 from loco_lan.errors import LocoError
+from loco_lan.netutil import bindable, free_port
 
 log = logging.getLogger("loco.agent")
 RUN_ANNOTATION = "loco.lan/run-local"
@@ -200,17 +200,6 @@ def _free_ports() -> tuple[int, int]:
     return vnc, free_port()
 
 
-def _bindable(port: int) -> bool:
-    """Whether QEMU could listen on ``port`` again: like it, reuse an address left in TIME_WAIT."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _die_with_parent() -> None:
     """In the child: SIGTERM when the agent dies, even by SIGKILL (the emulator then stops QEMU)."""
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -267,7 +256,7 @@ class Emulator:
         return {str(VNC_PORT): f"127.0.0.1:{self.ports[0]}", str(HEALTH_PORT): f"127.0.0.1:{self.ports[1]}"}
 
     def start(self) -> None:
-        if not (_bindable(self.ports[0]) and _bindable(self.ports[1])):
+        if not (bindable(self.ports[0]) and bindable(self.ports[1])):
             self.ports = _free_ports()
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as out:

@@ -1,25 +1,30 @@
-"""Short-lived ``kubectl port-forward``s from free loopback ports to pods, for checks.
+"""``kubectl port-forward``s to pods, kept alive.
 
 kubectl ends a port-forward as soon as one connection fails on the pod's side
 ("lost connection to pod"), which is what happens while an emulator is still
-starting; a watcher thread restarts it on the same local port, so the caller
-just retries its connection.  ``liveaccess`` keeps long-lived ones for users.
+starting or after a pod restarts.  ``ForwardSet`` restarts any that exited on
+the same local port, so a client just retries its connection.  ``PortForwards``
+gives checks short-lived ones on free ports; ``liveaccess`` keeps long-lived
+ones on fixed ports for users.
 """
 
+import logging
 import shutil
 import subprocess
 import threading
 from collections.abc import Iterable
 
-from loco_lan.cluster.local import free_port
 from loco_lan.errors import LocoError
+from loco_lan.netutil import free_port
 
+log = logging.getLogger("loco.portforward")
+Forward = tuple[str, int, int]  # pod, local port, remote port
 RESTART_POLL = 0.2
 
 
 def kubectl_port_forward(namespace: str, *, kubeconfig: str | None = None, context: str | None = None,
                          kubectl: str = "kubectl", address: str = "127.0.0.1") -> list[str]:
-    """The ``kubectl port-forward`` command line up to its pod and ports (shared with liveaccess)."""
+    """The ``kubectl port-forward`` command line up to its pod and ports."""
     program = shutil.which(kubectl)
     if program is None:
         raise LocoError(f"{kubectl} not found: it is needed to reach the pods through the Kubernetes API")
@@ -31,32 +36,31 @@ def kubectl_port_forward(namespace: str, *, kubeconfig: str | None = None, conte
     return argv
 
 
-class PortForwards:
-    """``with PortForwards(ns, [(pod, 5901), ...]) as forwards: forwards.port(pod, 5901)``."""
+class ForwardSet:
+    """One ``kubectl port-forward`` child per forward; ``sync`` makes the running
+    set match the wanted one, restarting any child that exited."""
 
-    def __init__(self, namespace: str, targets: Iterable[tuple[str, int]], *, kubeconfig: str | None = None,
-                 context: str | None = None, kubectl: str = "kubectl", address: str = "127.0.0.1"):
-        self.address = address
-        self.base = kubectl_port_forward(namespace, kubeconfig=kubeconfig, context=context, kubectl=kubectl,
-                                         address=address)
-        self.ports = {target: free_port() for target in targets}
-        self.children: dict[tuple[str, int], subprocess.Popen] = {}
-        self.restarts = 0
-        self.stopping = threading.Event()
-        self.watcher = threading.Thread(target=self._watch, name="port-forwards", daemon=True)
+    def __init__(self, argv: list[str], output=subprocess.DEVNULL):
+        self.argv = argv
+        self.output = output
+        self.children: dict[Forward, subprocess.Popen] = {}
 
-    def port(self, pod: str, remote: int) -> int:
-        return self.ports[(pod, remote)]
+    def sync(self, wanted: Iterable[Forward]) -> None:
+        wanted = set(wanted)
+        for forward in set(self.children) - wanted:
+            self.children.pop(forward).terminate()
+        for forward in wanted:
+            child = self.children.get(forward)
+            if child is not None and child.poll() is None:
+                continue
+            pod, local, remote = forward
+            if child is not None:
+                log.info("port-forward %s %d->%d exited (%s); restarting", pod, local, remote, child.returncode)
+            self.children[forward] = subprocess.Popen([*self.argv, f"pod/{pod}", f"{local}:{remote}"],
+                                                      stdin=subprocess.DEVNULL, stdout=self.output,
+                                                      stderr=self.output)
 
-    def __enter__(self) -> "PortForwards":
-        for target in self.ports:
-            self._start(target)
-        self.watcher.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stopping.set()
-        self.watcher.join()
+    def close(self) -> None:
         for child in self.children.values():
             child.terminate()
         for child in self.children.values():
@@ -65,16 +69,37 @@ class PortForwards:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+        self.children.clear()
 
-    def _start(self, target: tuple[str, int]) -> None:
-        pod, remote = target
-        self.children[target] = subprocess.Popen(
-            [*self.base, f"pod/{pod}", f"{self.ports[target]}:{remote}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+class PortForwards:
+    """``with PortForwards(ns, [(pod, 5901), ...]) as forwards: forwards.port(pod, 5901)``."""
+
+    def __init__(self, namespace: str, targets: Iterable[tuple[str, int]], *, kubeconfig: str | None = None,
+                 context: str | None = None, kubectl: str = "kubectl", address: str = "127.0.0.1"):
+        self.address = address
+        self.ports = {target: free_port() for target in targets}
+        self.forwards = ForwardSet(kubectl_port_forward(namespace, kubeconfig=kubeconfig, context=context,
+                                                        kubectl=kubectl, address=address))
+        self.stopping = threading.Event()
+        self.watcher = threading.Thread(target=self._watch, name="port-forwards", daemon=True)
+
+    def port(self, pod: str, remote: int) -> int:
+        return self.ports[(pod, remote)]
+
+    def __enter__(self) -> "PortForwards":
+        self.forwards.sync(self._wanted())
+        self.watcher.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopping.set()
+        self.watcher.join()
+        self.forwards.close()
+
+    def _wanted(self) -> list[Forward]:
+        return [(pod, local, remote) for (pod, remote), local in self.ports.items()]
 
     def _watch(self) -> None:
         while not self.stopping.wait(RESTART_POLL):
-            for target, child in list(self.children.items()):
-                if child.poll() is not None:
-                    self.restarts += 1
-                    self._start(target)
+            self.forwards.sync(self._wanted())

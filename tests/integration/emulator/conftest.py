@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,12 +20,7 @@ import pytest
 from rfbserver import ScreenServer
 
 from loco_lan.demodisk import SCREENS, make_disk, paint_sector, pattern_sector
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from loco_lan.netutil import free_port
 
 
 @pytest.fixture(scope="session")

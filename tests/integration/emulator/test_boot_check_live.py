@@ -119,6 +119,9 @@ def test_qemu_desktop_passes_with_vnc_password(emulator, boot_disks, tmp_path):
     secret = tmp_path / "vnc.pw"
     secret.write_text("loco98\n")
     emu = emulator(boot_disks["desktop"], LOCO_VNC_PASSWORD_FILE=str(secret))
+    # Until the entrypoint hands QEMU the password over QMP, QEMU refuses every
+    # password; readiness (the health endpoint) says when it has, as in a cluster.
+    emu.wait_healthy()
     result = loco(
         "boot-check",
         "--vnc",

@@ -48,15 +48,23 @@ def test_live_access_forwards_every_emulator_and_rewrites_instances(sandbox):
     forward = json.dumps({"5901": f"127.0.0.1:{vnc.server_address[1]}",
                           "8080": f"127.0.0.1:{health.server_address[1]}"})
     config = sandbox.root / "config"
-    vnc_base, health_base = random.randrange(20000, 30000, 10), random.randrange(30000, 40000, 10)
+    # Below the kernel's ephemeral range (32768 up), where outgoing connections could hold them.
+    vnc_base, health_base = random.randrange(20000, 25000, 10), random.randrange(25000, 30000, 10)
     common = ("-e", f"loco_config_dir={config}", "-e", "loco_local_cluster_name=live", "-e", "loco_replicas=2",
               "-e", json.dumps({"loco_chart_values": {"emulator": {"podAnnotations": {
                   "loco.lan/port-forward": forward}}}}))
     boot = sandbox("bootstrap.yml", "inventories/local", *common)
     assert boot.returncode == 0, boot.output[-3000:]
+    ports = ("-e", f"loco_live_vnc_base_port={vnc_base}", "-e", f"loco_live_health_base_port={health_base}")
     try:
-        live = sandbox("live.yml", "inventories/local", *common, "-e", f"loco_live_vnc_base_port={vnc_base}",
-                       "-e", f"loco_live_health_base_port={health_base}")
+        written = (config / "instances.json").read_text()
+        with socket.create_server(("127.0.0.1", health_base + 1)):
+            taken = sandbox("live.yml", "inventories/local", *common, *ports)
+        assert taken.returncode != 0
+        assert f"127.0.0.1 port {health_base + 1} already in use" in taken.output, taken.output[-3000:]
+        assert (config / "instances.json").read_text() == written
+
+        live = sandbox("live.yml", "inventories/local", *common, *ports)
         assert live.returncode == 0, live.output[-3000:]
         entries = json.loads((config / "instances.json").read_text())
         assert [e["vncUrl"] for e in entries] == [f"127.0.0.1:{vnc_base}", f"127.0.0.1:{vnc_base + 1}"]
@@ -74,8 +82,7 @@ def test_live_access_forwards_every_emulator_and_rewrites_instances(sandbox):
                     return json.load(response)["status"]
 
             assert retry(status) == "running"
-        again = sandbox("live.yml", "inventories/local", *common, "-e", f"loco_live_vnc_base_port={vnc_base}",
-                        "-e", f"loco_live_health_base_port={health_base}")
+        again = sandbox("live.yml", "inventories/local", *common, *ports)
         assert again.recap()["local"]["changed"] == 0, again.output[-3000:]
     finally:
         down = sandbox("teardown.yml", "inventories/local", *common)

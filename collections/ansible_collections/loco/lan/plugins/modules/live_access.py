@@ -15,6 +15,8 @@ description:
     it is scaled.
   - Instance C(i) is reachable at O(address) on O(vnc_base_port)+C(i) (VNC) and
     O(health_base_port)+C(i) (health).
+  - Refuses local ports already in use, and returns once every port listens (fails after
+    O(timeout) naming the ports that do not, with the end of the supervisor's log).
   - Idempotent - a supervisor already running the same configuration is left alone.
 version_added: 0.1.0
 author:
@@ -45,6 +47,10 @@ options:
     description: The kubectl program.
     type: path
     default: kubectl
+  timeout:
+    description: Seconds to wait for every port to listen.
+    type: int
+    default: 60
 extends_documentation_fragment:
   - loco.lan.kube
   - loco.lan.release
@@ -72,6 +78,12 @@ log:
   description: Log file of the supervisor.
   returned: when started
   type: str
+ports:
+  description: The local ports that now listen, VNC ones first.
+  returned: when started
+  type: list
+  elements: int
+  sample: [15901, 15902, 18080, 18081]
 """
 
 from ansible_collections.loco.lan.plugins.module_utils.runtime import RELEASE_ARGS, LocoModule
@@ -87,6 +99,7 @@ def main():
             health_base_port=dict(type="int", default=18080),
             state_dir=dict(type="path", required=True),
             kubectl=dict(type="path", default="kubectl"),
+            timeout=dict(type="int", default=60),
         ),
         kube=True,
         supports_check_mode=True,
@@ -105,8 +118,8 @@ def main():
         module.exit_json(changed=changed)
     if module.check_mode:
         module.exit_json(changed=not live.running())
-    changed = live.start()
-    module.exit_json(changed=changed, log=live.state().get("log"))
+    changed = module.call(live.start, p["timeout"])
+    module.exit_json(changed=changed, log=str(live.log_file), ports=module.call(live.ports))
 
 
 if __name__ == "__main__":
