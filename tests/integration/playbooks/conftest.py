@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import re
 import subprocess
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from loco_lan.cluster.local import LocalCluster
+from loco_lan.netutil import bindable
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -27,6 +29,16 @@ class PlaybookRun:
         for host, stats in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", self.output, flags=re.M):
             hosts[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", stats)}
         return hosts
+
+
+@pytest.fixture
+def live_ports():
+    """``-e`` options giving live.yml VNC and health base ports whose next ten ports are
+    free, below the kernel's ephemeral range (32768 up) where connections could take them."""
+    while True:
+        vnc, health = random.randrange(20000, 25000, 10), random.randrange(25000, 30000, 10)
+        if all(bindable(base + i) for base in (vnc, health) for i in range(10)):
+            return vnc, health, ("-e", f"loco_live_vnc_base_port={vnc}", "-e", f"loco_live_health_base_port={health}")
 
 
 @pytest.fixture

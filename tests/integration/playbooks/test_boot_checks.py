@@ -5,7 +5,6 @@ and the state and leaving its screen as PNG; no QEMU outlives the cluster."""
 
 import io
 import json
-import random
 import subprocess
 import time
 
@@ -59,7 +58,7 @@ def instances_playbook(root, config):
     return play
 
 
-def test_tests_pass_on_the_demo_and_name_an_emulator_stuck_on_a_dialog(no_qemu_left, sandbox):
+def test_tests_pass_on_the_demo_and_name_an_emulator_stuck_on_a_dialog(no_qemu_left, sandbox, live_ports):
     config, reports = sandbox.root / "config", sandbox.root / "reports"
     common = ("-e", f"loco_config_dir={config}", "-e", f"loco_local_cluster_name={CLUSTER}", "-e", "loco_replicas=2")
     tests = (*common, "-e", f"cluster_tests_report_dir={reports}")
@@ -81,10 +80,8 @@ def test_tests_pass_on_the_demo_and_name_an_emulator_stuck_on_a_dialog(no_qemu_l
     assert checked.returncode == 0 and checked.recap()["local"]["changed"] == 0, checked.output[-3000:]
 
     # The same screens through live access's port-forwards, named by the instances.json they wrote.
-    vnc_base, health_base = random.randrange(20000, 30000, 10), random.randrange(30000, 40000, 10)
     try:
-        live = sandbox("live.yml", LOCAL, *common, "-e", f"loco_live_vnc_base_port={vnc_base}",
-                       "-e", f"loco_live_health_base_port={health_base}")
+        live = sandbox("live.yml", LOCAL, *common, *live_ports[2])
         assert live.returncode == 0, live.output[-3000:]
         by_instances = sandbox(str(instances_playbook(sandbox.root, config)), LOCAL, *common)
         assert by_instances.returncode == 0, by_instances.output[-3000:]

@@ -2,7 +2,6 @@
 instances.json is rewritten with the local URLs that now answer."""
 
 import json
-import random
 import socket
 import socketserver
 import threading
@@ -43,19 +42,17 @@ def retry(action, seconds=30.0):
             time.sleep(0.3)
 
 
-def test_live_access_forwards_every_emulator_and_rewrites_instances(sandbox):
+def test_live_access_forwards_every_emulator_and_rewrites_instances(sandbox, live_ports):
     vnc, health = serve(Banner), serve(Health)
     forward = json.dumps({"5901": f"127.0.0.1:{vnc.server_address[1]}",
                           "8080": f"127.0.0.1:{health.server_address[1]}"})
     config = sandbox.root / "config"
-    # Below the kernel's ephemeral range (32768 up), where outgoing connections could hold them.
-    vnc_base, health_base = random.randrange(20000, 25000, 10), random.randrange(25000, 30000, 10)
+    vnc_base, health_base, ports = live_ports
     common = ("-e", f"loco_config_dir={config}", "-e", "loco_local_cluster_name=live", "-e", "loco_replicas=2",
               "-e", json.dumps({"loco_chart_values": {"emulator": {"podAnnotations": {
                   "loco.lan/port-forward": forward}}}}))
     boot = sandbox("bootstrap.yml", "inventories/local", *common)
     assert boot.returncode == 0, boot.output[-3000:]
-    ports = ("-e", f"loco_live_vnc_base_port={vnc_base}", "-e", f"loco_live_health_base_port={health_base}")
     try:
         written = (config / "instances.json").read_text()
         with socket.create_server(("127.0.0.1", health_base + 1)):
