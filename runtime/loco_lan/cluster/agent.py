@@ -10,6 +10,10 @@ Runs beside kwok and reconciles, every half second:
   logs`` reads a file, and ``kubectl port-forward`` reaches the local address
   named in the pod's ``loco.lan/port-forward`` annotation (``{"5901":
   "127.0.0.1:15901"}``).  The pod is then annotated ``loco.lan/sandbox: ready``.
+- Running containers report the resources they were given in the pod status,
+  as a kubelet that resizes in place does, so the API server accepts
+  ``pods/resize``.  Pods annotated ``loco.lan/in-place-resize: "false"`` are
+  left without, like pods of a kubelet that cannot resize.
 - Pods annotated ``loco.lan/run-local: emulator`` get a real emulator process on
   this machine, its VNC and health ports forwarded as the pod's 5901 and 8080
   (see localemu.py).  The emulators stop with their pods and with the agent.
@@ -38,6 +42,7 @@ log = logging.getLogger("loco.agent")
 KWOK_API = "kwok.x-k8s.io/v1alpha1"
 SANDBOX_ANNOTATION = "loco.lan/sandbox"
 FORWARD_ANNOTATION = "loco.lan/port-forward"
+RESIZE_ANNOTATION = "loco.lan/in-place-resize"
 PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 
 
@@ -121,6 +126,8 @@ class Agent:
                 continue
             running.add(uid)
             annotations = pod.metadata.annotations or {}
+            if annotations.get(RESIZE_ANNOTATION) != "false":
+                self.report_resources(pod)
             if annotations.get(localemu.RUN_ANNOTATION) == "emulator" and uid not in self.emulators:
                 self.add_emulator(pod)
             # An explicit annotation wins over the local emulator's ports.
@@ -139,6 +146,26 @@ class Agent:
             del self.done[stale]
             self.refused.pop(stale, None)
             shutil.rmtree(self.pods / stale, ignore_errors=True)
+
+    def report_resources(self, pod) -> None:
+        """Write each running container's resources into its status, as a kubelet does once
+        it has applied them (here nothing limits them: the report follows the spec)."""
+        statuses = self.api.sanitize_for_serialization(pod.status.container_statuses or [])
+        wanted = {c.name: self.api.sanitize_for_serialization(c.resources) for c in pod.spec.containers}
+        stale = [s for s in statuses if "running" in (s.get("state") or {})
+                 and wanted.get(s["name"]) and s.get("resources") != wanted[s["name"]]]
+        if not stale:
+            return
+        for status in stale:
+            status["resources"] = wanted[status["name"]]
+        # The resourceVersion makes this lose, not win, against kwok's own status updates.
+        patch = {"metadata": {"resourceVersion": pod.metadata.resource_version},
+                 "status": {"containerStatuses": statuses}}
+        try:
+            self.core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, patch)
+        except ApiException as exc:
+            if exc.status not in (404, 409):  # gone, or changed since listed: the next pass sees it
+                raise
 
     def add_emulator(self, pod) -> None:
         """Start the pod's emulator here, once its volumes are bound and its env resolves."""

@@ -2,9 +2,10 @@
 
 The service runs as the ``loco-focus`` service account of examples/focus/rbac.yaml,
 so the test also proves those rules are all it needs. The API server only resizes
-pods whose kubelet reported container resources in their status, so the test
-plays the kubelet: pod 0's reports them (resized in place), pod 1's does not
-(it must get the annotation fallback).
+pods whose kubelet reported container resources in their status; the local
+cluster's node agent reports them like a kubelet that can resize, except for
+pods annotated ``loco.lan/in-place-resize: "false"``.  Pod 0 loses that
+annotation (resized in place), pod 1 keeps it (it must get the annotation fallback).
 """
 
 import json
@@ -34,7 +35,7 @@ def emulator_statefulset(replicas: int) -> dict:
             "serviceName": "loco-emulator",
             "selector": {"matchLabels": labels},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {"labels": labels, "annotations": {"loco.lan/in-place-resize": "false"}},
                 "spec": {
                     "containers": [
                         {
@@ -75,13 +76,20 @@ def service_account_kubeconfig(local_cluster, kubectl, path) -> None:
     )
 
 
-def report_container_resources(api, core, name: str, supported: bool) -> None:
-    """Play the kubelet: one that can resize reports each container's resources in the pod status."""
-    pod = core.read_namespaced_pod(name, NS)
-    statuses = api.sanitize_for_serialization(pod.status.container_statuses)
-    for status, container in zip(statuses, pod.spec.containers, strict=True):
-        status["resources"] = api.sanitize_for_serialization(container.resources) if supported else None
-    core.patch_namespaced_pod_status(name, NS, {"status": {"containerStatuses": statuses}})
+def resources_reported(core, name: str) -> bool:
+    statuses = core.read_namespaced_pod(name, NS).status.container_statuses or []
+    return bool(statuses) and all(status.resources for status in statuses)
+
+
+def reported_cpu(core, name: str) -> str:
+    return core.read_namespaced_pod(name, NS).status.container_statuses[0].resources.limits["cpu"]
+
+
+def wait_resources_reported(core, name: str) -> None:
+    deadline = time.monotonic() + 30
+    while not resources_reported(core, name):
+        assert time.monotonic() < deadline, f"the node agent never reported {name}'s container resources"
+        time.sleep(0.2)
 
 
 def cpu_of(pods) -> dict[str, tuple]:
@@ -102,8 +110,9 @@ def test_focus_switches_resize_emulator_pods_in_place(local_cluster, kubectl, fo
     core = client.CoreV1Api(api)
     selector = "app.kubernetes.io/component=emulator"
     before = kube.wait_pods_ready(api, NS, selector, 2, timeout=120)
-    report_container_resources(api, core, "loco-emulator-0", supported=True)
-    report_container_resources(api, core, "loco-emulator-1", supported=False)
+    kubectl("annotate", "pod", "-n", NS, "loco-emulator-0", "loco.lan/in-place-resize-")
+    wait_resources_reported(core, "loco-emulator-0")
+    assert not resources_reported(core, "loco-emulator-1")
     identity = {
         p.metadata.name: (p.metadata.uid, [s.restart_count for s in p.status.container_statuses or []])
         for p in before
@@ -136,6 +145,10 @@ def test_focus_switches_resize_emulator_pods_in_place(local_cluster, kubectl, fo
 
     service.post("/api/active", {"ids": ["instance-1"]})
     wait_cpu({"loco-emulator-0": ("250m", "250m"), "loco-emulator-1": ("1", "1")})
+    deadline = time.monotonic() + 30  # the node agent reports the resize done, as a kubelet would
+    while reported_cpu(core, "loco-emulator-0") != "250m":
+        assert time.monotonic() < deadline, "pod 0's status never followed its resize"
+        time.sleep(0.2)
     service.post("/api/active", {"ids": ["instance-0"]})
     pods = wait_cpu({"loco-emulator-0": ("1", "1"), "loco-emulator-1": ("1", "1")})  # 1000m reads back as 1
     deadline = time.monotonic() + 60
