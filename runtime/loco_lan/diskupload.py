@@ -12,6 +12,7 @@ mismatch deletes the part and leaves the final name untouched.
 import hashlib
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -73,6 +74,14 @@ class UploadRequest:
     timeout: float = 300.0
     retries: int = 3
 
+    def __post_init__(self):
+        if self.expected_sha256:
+            hexdigest = self.expected_sha256.strip().lower().removeprefix("sha256:")
+            if not re.fullmatch(r"[0-9a-f]{64}", hexdigest):
+                raise LocoError(f"expected_sha256 {self.expected_sha256!r} is not a sha256 digest "
+                                "(64 hex digits, optionally after 'sha256:')")
+            self.expected_sha256 = hexdigest
+
 
 @dataclass
 class UploadResult:
@@ -112,7 +121,6 @@ class DiskUploader:
         previous = annotations.get(SHA_ANNOTATION)
         # Hash up front only when there is something to compare with; otherwise while sending.
         sha = req.expected_sha256 or (file_sha256(req.image) if previous or check_mode else None)
-        sha = sha.lower() if sha else None
         if claim is not None:
             self._check_capacity(claim, size)
             if previous == sha and annotations.get(FILE_ANNOTATION) == req.file_name:
@@ -124,7 +132,7 @@ class DiskUploader:
             self._create_claim(size)
         try:
             self._start_uploader()
-            resumed, sent, local_sha, remote_sha = self._send(size)
+            resumed, sent, local_sha, remote_sha = self._send(size, hash_locally=sha is None)
             sha = sha or local_sha
             self._verify_and_install(sha, remote_sha)
         finally:
@@ -232,11 +240,12 @@ class DiskUploader:
         stat = self.req.image.stat()
         return f"{MOUNT}/.{self.req.file_name}.{stat.st_size:x}-{stat.st_mtime_ns:x}.part"
 
-    def _send(self, size: int) -> tuple[int, int, str, str | None]:
+    def _send(self, size: int, hash_locally: bool) -> tuple[int, int, str | None, str | None]:
         """Append the image to the part file from wherever it stops.
 
-        Returns (resumed_from, bytes sent, local sha256, sha256 the cluster computed of what it
-        received, or None when the part was resumed and must be hashed whole).
+        Returns (resumed_from, bytes sent, local sha256 (None unless ``hash_locally``), sha256
+        the cluster computed of what it received, or None when the part was resumed and must
+        be hashed whole).
         """
         part = self.part_path()
         # Parts of other images cannot be resumed: remove them.
@@ -251,15 +260,16 @@ class DiskUploader:
                 resumed = offset
             if self.progress:
                 self.progress.reset(offset)
-            digest = hashlib.sha256()
+            digest = hashlib.sha256() if hash_locally else None
             if offset == size:
-                return resumed, sent, file_sha256(self.req.image), None
+                return resumed, sent, file_sha256(self.req.image) if hash_locally else None, None
             try:
                 # From byte 0 the cluster hashes the stream as it lands (no second read of the disk).
                 script = f"tee -a '{part}' | sha256sum" if offset == 0 else f"cat >> '{part}'"
                 out = self._sh(script, stdin=self._chunks(offset, digest))
                 sent += size - offset
-                return resumed, sent, digest.hexdigest(), out.split()[0] if offset == 0 else None
+                local = digest.hexdigest() if digest else None
+                return resumed, sent, local, out.split()[0] if offset == 0 else None
             except LocoError as exc:
                 if attempt == self.req.retries:
                     raise
@@ -268,14 +278,16 @@ class DiskUploader:
         raise AssertionError("unreachable")
 
     def _chunks(self, offset: int, digest) -> Iterator[bytes]:
-        """The image from ``offset`` in chunks; ``digest`` is fed the whole file, prefix included."""
+        """The image from ``offset`` in chunks; ``digest``, if any, is fed the whole file, prefix included."""
         with open(self.req.image, "rb") as handle:
             remaining = offset
-            while remaining and (chunk := handle.read(min(CHUNK, remaining))):
+            while digest and remaining and (chunk := handle.read(min(CHUNK, remaining))):
                 digest.update(chunk)
                 remaining -= len(chunk)
+            handle.seek(offset)
             while chunk := handle.read(CHUNK):
-                digest.update(chunk)
+                if digest:
+                    digest.update(chunk)
                 if self.progress:
                     self.progress.update(len(chunk))
                 yield chunk

@@ -134,9 +134,10 @@ def test_wrong_digest_fails_loudly_and_installs_nothing(local_cluster, small_qco
     assert SHA_ANNOTATION not in (claim.metadata.annotations or {})
 
 
-def test_interrupted_upload_resumes_from_the_part_file(local_cluster, small_qcow2):
+@pytest.mark.parametrize("digest_known", [False, True], ids=["hashed-here", "digest-from-snapshot"])
+def test_interrupted_upload_resumes_from_the_part_file(local_cluster, small_qcow2, digest_known):
     api = local_cluster.api()
-    ns = "resume"
+    ns = f"resume-{int(digest_known)}"
     client.CoreV1Api(api).create_namespace({"metadata": {"name": ns}})
     sha = hashlib.sha256(small_qcow2.read_bytes()).hexdigest()
     half = small_qcow2.stat().st_size // 2
@@ -145,7 +146,10 @@ def test_interrupted_upload_resumes_from_the_part_file(local_cluster, small_qcow
     uploader._create_claim(small_qcow2.stat().st_size)
     directory = bound_dir(api, ns, "resume-disk")
     (directory / Path(uploader.part_path()).name).write_bytes(small_qcow2.read_bytes()[:half])
-    result = upload(api, small_qcow2, "resume-disk", ns)
+    # The snapshot module's form of the digest, as bootstrap passes it on.
+    known = {"expected_sha256": f"sha256:{sha}"} if digest_known else {}
+    result = upload(api, small_qcow2, "resume-disk", ns, **known)
+    assert result["sha256"] == sha
     assert result["resumed_from"] == half
     assert result["sent"] == small_qcow2.stat().st_size - half
     assert hashlib.sha256((directory / "win98.qcow2").read_bytes()).hexdigest() == sha

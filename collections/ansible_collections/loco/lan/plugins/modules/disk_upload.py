@@ -62,7 +62,9 @@ options:
   expected_sha256:
     description:
       - Digest the image must have once in the cluster (for example the snapshot's recorded digest).
-      - When omitted it is computed from the local file.
+      - 64 hex digits, optionally after C(sha256:) (the form M(loco.lan.snapshot) returns).
+      - When omitted it is computed from the local file; when given, the local file is not
+        hashed at all (the check inside the cluster still compares every byte received).
     type: str
   timeout:
     description: Seconds to wait for the uploader pod to become ready.
@@ -147,8 +149,8 @@ def main():
     from loco_lan.diskupload import SHA_ANNOTATION, DiskUploader, UploadRequest
 
     p = module.params
-    request = UploadRequest(
-        image=Path(p["image"]), pvc=p["pvc"], namespace=p["namespace"], file_name=p["file_name"],
+    request = module.call(
+        UploadRequest, image=Path(p["image"]), pvc=p["pvc"], namespace=p["namespace"], file_name=p["file_name"],
         storage_class=p["storage_class"], access_modes=tuple(p["access_modes"]), size=p["size"],
         headroom=p["headroom_percent"] / 100, uploader_image=p["uploader_image"],
         expected_sha256=p["expected_sha256"], timeout=p["timeout"],
