@@ -167,6 +167,22 @@ class LocalRegistry:
         registry.pid = state["pid"]
         return registry if registry.running else None
 
+    @classmethod
+    def ensure(cls, state_dir: str | os.PathLike) -> tuple["LocalRegistry", bool]:
+        """The registry running in ``state_dir``, or a new one (True when started).  A new one
+        takes the port of the one before when it is free, so references written then still work."""
+        running = cls.load(state_dir)
+        if running is not None:
+            return running, False
+        try:
+            previous = json.loads((Path(state_dir) / "state.json").read_text())["port"]
+        except (OSError, ValueError, KeyError):
+            previous = 0
+        if previous:
+            with contextlib.suppress(LocoError):  # taken by something else: any free port will do
+                return cls(state_dir, port=previous).start(), True
+        return cls(state_dir).start(), True
+
     @property
     def running(self) -> bool:
         if self.pid is None:

@@ -61,17 +61,7 @@ url:
   type: str
 """
 
-import json
-from pathlib import Path
-
 from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
-
-
-def previous_port(state_dir):
-    try:
-        return json.loads((Path(state_dir) / "state.json").read_text())["port"]
-    except (OSError, ValueError, KeyError):
-        return 0
 
 
 def main():
@@ -82,7 +72,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    from loco_lan.errors import LocoError
     from loco_lan.localregistry import LocalRegistry
 
     state_dir = module.params["state_dir"]
@@ -91,15 +80,9 @@ def main():
         if running is not None and not module.check_mode:
             running.stop()
         module.exit_json(changed=running is not None)
-    changed = running is None
-    if changed and not module.check_mode:
-        try:
-            running = LocalRegistry(state_dir, port=previous_port(state_dir)).start()
-        except LocoError:
-            # The old port is taken by something else: any free port will do.
-            running = module.call(LocalRegistry(state_dir).start)
-    if running is None:
-        module.exit_json(changed=changed)
+    if module.check_mode:
+        module.exit_json(changed=running is None)
+    running, changed = module.call(LocalRegistry.ensure, state_dir)
     module.exit_json(changed=changed, host=running.host, url=running.url)
 
 
