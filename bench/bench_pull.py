@@ -18,6 +18,7 @@ Goal: ours >= 0.9x skopeo's throughput; our peak RSS < 100 MB.
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from loco_lan.localregistry import LocalRegistry
@@ -47,6 +49,20 @@ def random_qcow2(path: Path, size_mib: int) -> Path:
     subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(path)], check=True)
     raw.unlink()
     return path
+
+
+@contextlib.contextmanager
+def published_snapshot(work: Path, size_mib: int) -> Iterator[tuple[LocalRegistry, Reference, Reference, int]]:
+    """A random qcow2 pushed to a loopback registry as form (b) and as form (a) (zstd tar
+    layer): the registry, both references and the qcow2's size (shared with bench_resume)."""
+    disk = random_qcow2(work / "win98.qcow2", size_mib)
+    with LocalRegistry(work / "registry") as registry:
+        client = Client(plain_http=True)
+        artifact = Reference.parse(f"{registry.host}/bench/win98:artifact")
+        push_artifact(client, disk, artifact, file_sha256(disk))
+        image = Reference.parse(f"{registry.host}/bench/win98:image")
+        push_image(client, disk, image, compression="zstd")
+        yield registry, artifact, image, disk.stat().st_size
 
 
 def timed(command: list[str]) -> tuple[float, int]:
@@ -96,15 +112,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("LOCO_BENCH_DIR")) as tmp:
         work = Path(tmp)
-        disk = random_qcow2(work / "win98.qcow2", args.size_mib)
-        size = disk.stat().st_size
-        print(f"snapshot: {size / (1 << 20):.0f} MiB qcow2 of random data; median of {args.runs} runs each")
-        with LocalRegistry(work / "registry") as registry:
-            client = Client(plain_http=True)
-            artifact = Reference.parse(f"{registry.host}/bench/win98:artifact")
-            push_artifact(client, disk, artifact, file_sha256(disk))
-            image = Reference.parse(f"{registry.host}/bench/win98:image")
-            push_image(client, disk, image, compression="zstd")
+        with published_snapshot(work, args.size_mib) as (_, artifact, image, size):
+            print(f"snapshot: {size / (1 << 20):.0f} MiB qcow2 of random data; median of {args.runs} runs each")
             results = [
                 compare("form (b) artifact  ", artifact, size, work, args.runs, untar=False),
                 compare("form (a) zstd image", image, size, work, args.runs, untar=True),

@@ -20,12 +20,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_pull import random_qcow2
+from bench_pull import published_snapshot
 
-from loco_lan.localregistry import CuttingProxy, LocalRegistry
-from loco_lan.oci import Client, Reference, push_artifact, push_image
+from loco_lan.localregistry import CuttingProxy
+from loco_lan.oci import Client, Reference
 from loco_lan.progress import human_bytes
-from loco_lan.snapshot import file_sha256, pull
+from loco_lan.snapshot import pull
 
 
 def through_proxy(registry_host: str, ref: Reference, cut_after: int | None, fetch: Callable):
@@ -59,15 +59,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("LOCO_BENCH_DIR")) as tmp:
         work = Path(tmp)
-        disk = random_qcow2(work / "win98.qcow2", args.size_mib)
-        size = disk.stat().st_size
-        print(f"snapshot: {size / (1 << 20):.0f} MiB qcow2 of random data")
-        with LocalRegistry(work / "registry") as registry:
+        with published_snapshot(work, args.size_mib) as (registry, artifact, image, size):
+            print(f"snapshot: {size / (1 << 20):.0f} MiB qcow2 of random data")
             client = Client(plain_http=True, backoff=0.1)
-            artifact = Reference.parse(f"{registry.host}/bench/win98:artifact")
-            push_artifact(client, disk, artifact, file_sha256(disk))
-            image = Reference.parse(f"{registry.host}/bench/win98:image")
-            push_image(client, disk, image, compression="zstd")
 
             def ours(ref: Reference) -> None:
                 pull(ref, work / "ours" / "win98.qcow2", client=client, force=True)
