@@ -30,6 +30,9 @@ FILE_ANNOTATION = "loco.lan/disk-file"
 SIZE_ANNOTATION = "loco.lan/disk-size"
 MOUNT = "/disk"
 CHUNK = 1 << 20
+# How the uploader hashes a file, by the tool its image has: OpenSSL uses the CPU's SHA
+# instructions (4x busybox's or coreutils' sha256sum here).  Both print the hex digest first.
+HASH_FILE = {"openssl": "openssl dgst -sha256 -r", "sha256sum": "sha256sum"}
 MIB = 1 << 20
 _UNITS = {"": 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40,
           "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
@@ -102,6 +105,15 @@ class UploadResult:
         return {**asdict(self), "changed": self.changed}
 
 
+def append_script(part: str, offset: int, hasher: str) -> tuple[str, bool]:
+    """The uploader's script appending stdin to ``part``, and whether it prints the sha256 of
+    the stream.  A slow sha256sum hashes the stream as it lands, overlapping the transfer
+    (only possible from byte 0); OpenSSL rereads the written file in less time than a tee costs."""
+    if offset == 0 and hasher == "sha256sum":
+        return f"tee -a '{part}' | sha256sum", True
+    return f"cat >> '{part}'", False
+
+
 class DiskUploader:
     def __init__(self, api: client.ApiClient, request: UploadRequest, progress=None):
         self.api = api
@@ -109,6 +121,7 @@ class DiskUploader:
         self.req = request
         self.progress = progress
         self.pod = f"{request.pvc}-upload"[:63]
+        self.hasher = "sha256sum"  # until the uploader says it has openssl
 
     # -- planning ------------------------------------------------------
     def run(self, check_mode: bool = False) -> UploadResult:
@@ -218,8 +231,10 @@ class DiskUploader:
                 raise
             time.sleep(0.2)
 
-    def _sh(self, script: str, stdin=None, retries: int = 10) -> str:
-        """Run a shell script in the uploader; exec can be refused for a moment after the pod turns ready."""
+    def _sh(self, script: str, stdin=None, retries: int = 15) -> str:
+        """Run a shell script in the uploader; exec can be refused for a moment after the pod turns
+        ready, so it is retried: soon at first (a ready pod usually takes exec within a second),
+        every 2 s later, about 20 s in all."""
         for attempt in range(retries):
             try:
                 result = kube.exec_command(self.api, self.req.namespace, self.pod, ["sh", "-c", script],
@@ -228,9 +243,9 @@ class DiskUploader:
             except (ApiException, LocoError) as exc:
                 if stdin is not None or attempt == retries - 1:
                     raise LocoError(f"exec in {self.req.namespace}/{self.pod} failed: {exc}") from exc
-                time.sleep(0.5 * (attempt + 1))
+                time.sleep(min(0.1 * 2**attempt, 2.0))
         if result.returncode:
-            raise LocoError(f"{script.split()[0]} in {self.pod} exited {result.returncode}: "
+            raise LocoError(f"`{script}` in {self.pod} exited {result.returncode}: "
                             f"{result.stderr.decode(errors='replace').strip()}")
         return result.stdout.decode()
 
@@ -244,12 +259,15 @@ class DiskUploader:
         """Append the image to the part file from wherever it stops.
 
         Returns (resumed_from, bytes sent, local sha256 (None unless ``hash_locally``), sha256
-        the cluster computed of what it received, or None when the part was resumed and must
-        be hashed whole).
+        the cluster computed of the stream as it landed, or None when the part file must be
+        hashed whole: it was resumed, or OpenSSL does that faster).
         """
         part = self.part_path()
         # Parts of other images cannot be resumed: remove them.
-        self._sh(f"for f in {MOUNT}/.{self.req.file_name}.*.part; do [ \"$f\" = '{part}' ] || rm -f \"$f\"; done")
+        # Parts of other images cannot be resumed: remove them.  And which sha256 tool is there?
+        self.hasher = self._sh(
+            f"for f in {MOUNT}/.{self.req.file_name}.*.part; do [ \"$f\" = '{part}' ] || rm -f \"$f\"; done; "
+            "if command -v openssl >/dev/null; then echo openssl; else echo sha256sum; fi").strip()
         resumed = sent = 0
         for attempt in range(self.req.retries + 1):
             offset = int(self._sh(f"if [ -f '{part}' ]; then wc -c < '{part}'; else echo 0; fi").strip() or 0)
@@ -264,12 +282,11 @@ class DiskUploader:
             if offset == size:
                 return resumed, sent, file_sha256(self.req.image) if hash_locally else None, None
             try:
-                # From byte 0 the cluster hashes the stream as it lands (no second read of the disk).
-                script = f"tee -a '{part}' | sha256sum" if offset == 0 else f"cat >> '{part}'"
+                script, overlap = append_script(part, offset, self.hasher)
                 out = self._sh(script, stdin=self._chunks(offset, digest))
                 sent += size - offset
                 local = digest.hexdigest() if digest else None
-                return resumed, sent, local, out.split()[0] if offset == 0 else None
+                return resumed, sent, local, out.split()[0] if overlap else None
             except LocoError as exc:
                 if attempt == self.req.retries:
                     raise
@@ -295,7 +312,7 @@ class DiskUploader:
     def _verify_and_install(self, sha: str, received_sha: str | None) -> None:
         part = self.part_path()
         final = f"{MOUNT}/{self.req.file_name}"
-        found = received_sha or self._sh(f"sha256sum '{part}'").split()[0]
+        found = received_sha or self._sh(f"{HASH_FILE[self.hasher]} '{part}'").split()[0]
         if found != sha:
             self._sh(f"rm -f '{part}'")
             raise LocoError(f"sha256 of the uploaded image in the cluster is {found}, expected {sha}; "

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from loco_lan.diskupload import MIB, UploadRequest, parse_quantity, required_bytes
+from loco_lan.diskupload import HASH_FILE, MIB, UploadRequest, append_script, parse_quantity, required_bytes
 from loco_lan.errors import LocoError
 
 HEX = "ab" * 32
@@ -34,3 +34,10 @@ def test_quantities_and_sizes():
     assert parse_quantity("1536") == 1536
     # 1 GiB image: +10 % headroom, +64 MiB for the filesystem, rounded up to whole MiB.
     assert required_bytes(1 << 30) == (1127 + 64) * MIB
+
+
+def test_the_stream_is_hashed_as_it_lands_only_with_a_slow_hasher_from_byte_zero():
+    assert append_script("/disk/.p", 0, "sha256sum") == ("tee -a '/disk/.p' | sha256sum", True)
+    assert append_script("/disk/.p", 0, "openssl") == ("cat >> '/disk/.p'", False)
+    assert append_script("/disk/.p", 4096, "sha256sum") == ("cat >> '/disk/.p'", False)
+    assert set(HASH_FILE) == {"openssl", "sha256sum"}

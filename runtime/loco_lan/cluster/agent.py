@@ -1,6 +1,7 @@
 """The local cluster's node agent: what a kubelet and a CSI driver would do.
 
-Runs beside kwok and reconciles, every half second:
+Runs beside kwok and reconciles at once when a pod or claim changes (watched),
+and every half second anyway:
 - PersistentVolumeClaims of the ``loco.lan/hostpath`` storage class get a
   hostPath PersistentVolume under ``<state>/volumes`` (any access mode,
   ReadOnlyMany included); released volumes are deleted with their directory.
@@ -26,10 +27,11 @@ import logging
 import shutil
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from loco_lan import kube
@@ -56,20 +58,36 @@ class Agent:
         self.done: dict[str, dict] = {}  # pod uid -> port forwards it was sandboxed with
         self.emulators = localemu.LocalEmulators(self.pods)
         self.refused: dict[str, str] = {}  # pod uid -> why its emulator cannot start (said once)
+        self.wake = threading.Event()
 
     def run(self, interval: float = 0.5) -> None:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         self.emulators.reap_orphans()
+        for list_call in (self.core.list_pod_for_all_namespaces,
+                          self.core.list_persistent_volume_claim_for_all_namespaces):
+            threading.Thread(target=self.wake_on_changes, args=(list_call,), daemon=True).start()
         try:
             while True:
+                self.wake.clear()
                 try:
                     self.reconcile()
                 except Exception:  # keep serving; the next pass retries
                     log.exception("reconcile failed")
-                time.sleep(interval)
+                self.wake.wait(interval)
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already
             self.emulators.stop_all()
+
+    def wake_on_changes(self, list_call) -> None:
+        """Cut the loop's wait short whenever the listed objects change: a new pod gets its
+        sandbox (and so exec) right after it turns Ready, not up to an interval later."""
+        while True:
+            try:
+                for _ in watch.Watch().stream(list_call, timeout_seconds=300):
+                    self.wake.set()
+            except Exception as exc:  # the API away for a moment: the loop still runs on its interval
+                log.debug("watch of %s ended: %s", list_call.__name__, exc)
+                time.sleep(1)
 
     def reconcile(self) -> None:
         self.provision()

@@ -56,7 +56,9 @@ options:
     type: int
     default: 10
   uploader_image:
-    description: Image of the uploader pod; it needs C(sh), C(cat), C(wc), C(sha256sum) and C(mv).
+    description:
+      - Image of the uploader pod; it needs C(sh), C(cat), C(tee), C(wc), C(mv), and C(sha256sum) or
+        C(openssl) (used when present, being faster).
     type: str
     default: docker.io/library/busybox:1.36
   expected_sha256:
