@@ -3,7 +3,9 @@
 import asyncio
 import json
 
-from loco_lan.focus.service import SLOW_CLIENT_BYTES, FocusService
+import pytest
+
+from loco_lan.focus.service import SLOW_CLIENT_BYTES, FocusService, text_frame
 from loco_lan.focus.state import Catalog, FocusState
 
 
@@ -12,6 +14,11 @@ class FakeTransport:
         self.backlog = backlog
         self.closing = closing
         self.aborted = False
+        self.frames = []
+
+    def write(self, frame):
+        header = {126: 4, 127: 10}.get(frame[1], 2)  # extended payload lengths follow byte 1
+        self.frames.append(json.loads(frame[header:]))
 
     def get_write_buffer_size(self):
         return self.backlog
@@ -26,24 +33,19 @@ class FakeTransport:
 class FakeSocket:
     closed = False
 
-    def __init__(self):
-        self.frames = []
-
-    async def send_frame(self, data, opcode):
-        self.frames.append(json.loads(data))
-
 
 def test_broadcast_skips_closed_and_drops_stuck_clients(tmp_path):
     (tmp_path / "instances.json").write_text('[{"id": "instance-0"}]')
     state = FocusState(tmp_path / "active.json", Catalog(tmp_path / "instances.json"))
     service = FocusService(state)
     healthy, closed, stuck = FakeSocket(), FakeSocket(), FakeSocket()
-    stuck_transport = FakeTransport(backlog=SLOW_CLIENT_BYTES + 1)
-    service.clients = {healthy: FakeTransport(), closed: FakeTransport(closing=True), stuck: stuck_transport}
+    transports = FakeTransport(), FakeTransport(closing=True), FakeTransport(backlog=SLOW_CLIENT_BYTES + 1)
+    stuck_transport = transports[2]
+    service.clients = dict(zip((healthy, closed, stuck), transports, strict=True))
     state.change(("instance-0",))
-    asyncio.run(service._broadcast())
-    assert healthy.frames[0]["active"] == ["instance-0"]
-    assert closed.frames == [] and stuck.frames == []
+    service._broadcast()
+    assert transports[0].frames[0]["active"] == ["instance-0"]
+    assert transports[1].frames == [] and stuck_transport.frames == []
     assert stuck_transport.aborted and service.dropped_clients == 1
     assert list(service.clients) == [healthy]
 
@@ -86,3 +88,11 @@ def test_failed_save_restores_the_previous_focus_and_answers_503(tmp_path):
     ]
     assert (current["seq"], current["active"]) == (3, ["instance-0"])
     assert service.changes == 1
+
+
+
+@pytest.mark.parametrize(("size", "header"), [(0, "8100"), (125, "817d"), (126, "817e007e"),
+                                              (65535, "817effff"), (65536, "817f0000000000010000")])
+def test_broadcast_frames_are_final_unmasked_text_frames(size, header):
+    payload = b"x" * size
+    assert text_frame(payload) == bytes.fromhex(header) + payload
