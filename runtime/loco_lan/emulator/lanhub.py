@@ -10,9 +10,16 @@ frames only there, and floods broadcast, multicast and unknown destinations to e
 other connection. Addresses are forgotten after ``AGEING`` seconds or when their
 connection closes. Each connection's send buffer is bounded: a peer that stops reading
 loses frames, the others carry on.
+
+The other instances' QEMU connects to a ``LanUplink`` in its own entrypoint, which
+carries the frames to the hub and reconnects when the hub goes away (instance 0
+restarted): QEMU's socket netdev never reconnects by itself, so without it a restarted
+instance 0 would leave every other guest off the LAN for good.  The guest sees a
+cable pulled for a moment, nothing more.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -111,11 +118,13 @@ class SwitchTable:
         return [port for port in ports if port != source]
 
 
-class _Peer(asyncio.Protocol):
-    """One QEMU's connection to the hub: a port of the switch."""
+class FrameLink(asyncio.Protocol):
+    """A TCP connection in QEMU's stream framing: whole frames in go to ``on_frames``, ``send``
+    queues one out, dropping it when the other end has stopped reading (``send_buffer``)."""
 
-    def __init__(self, hub: "LanHub"):
-        self.hub = hub
+    def __init__(self, on_join, on_frames, on_leave, send_buffer: int = SEND_BUFFER):
+        self.on_join, self.on_frames, self.on_leave = on_join, on_frames, on_leave
+        self.send_buffer = send_buffer
         self.name = "?"
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
@@ -125,7 +134,7 @@ class _Peer(asyncio.Protocol):
         self.transport = transport
         address = transport.get_extra_info("peername")
         self.name = f"{address[0]}:{address[1]}" if address else "?"
-        self.hub._join(self)
+        self.on_join(self)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -135,21 +144,26 @@ class _Peer(asyncio.Protocol):
             log.warning("LAN peer %s sent a %s: closing its connection", self.name, exc)
             self.transport.close()
             return
-        self.hub._forward(self, frames)
+        self.on_frames(self, frames)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.hub._leave(self)
+        self.on_leave(self)
 
-    def send(self, frame: bytes) -> None:
+    def send(self, frame: bytes) -> bool:
+        """Queue ``frame``; False when it was dropped."""
         if self.transport.is_closing():
-            return
-        if self.transport.get_write_buffer_size() >= self.hub.send_buffer:
+            return False
+        if self.transport.get_write_buffer_size() >= self.send_buffer:
             if not self.dropped:
                 log.warning("LAN peer %s is not keeping up: dropping frames for it", self.name)
             self.dropped += 1
-            self.hub.dropped += 1
-            return
+            return False
         self.transport.write(encode_frame(frame))
+        return True
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class LanHub:
@@ -158,7 +172,7 @@ class LanHub:
     def __init__(self, ageing: float = AGEING, send_buffer: int = SEND_BUFFER):
         self.table = SwitchTable(ageing)
         self.send_buffer = send_buffer
-        self.peers: dict[_Peer, None] = {}  # insertion-ordered set
+        self.peers: dict[FrameLink, None] = {}  # insertion-ordered set
         self.address = ""  # host:port once listening
         self.port = 0
         self.dropped = 0  # frames dropped for peers that did not keep up, since start
@@ -167,7 +181,8 @@ class LanHub:
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         try:
-            self._server = await loop.create_server(lambda: _Peer(self), host, port)
+            self._server = await loop.create_server(
+                lambda: FrameLink(self._join, self._forward, self._leave, self.send_buffer), host, port)
         except OSError as exc:
             raise LocoError(
                 f"SOCKET_PORT={port}: the LAN hub cannot listen on {host} ({socket_error(exc)})"
@@ -181,7 +196,7 @@ class LanHub:
             return
         self._server.close()
         for peer in list(self.peers):
-            peer.transport.abort()
+            peer.close()
         await self._server.wait_closed()
 
     def status(self) -> dict:
@@ -193,18 +208,112 @@ class LanHub:
             "dropped": self.dropped,
         }
 
-    def _join(self, peer: _Peer) -> None:
+    def _join(self, peer: FrameLink) -> None:
         self.peers[peer] = None
         log.info("LAN peer %s joined (%d connected)", peer.name, len(self.peers))
 
-    def _leave(self, peer: _Peer) -> None:
+    def _leave(self, peer: FrameLink) -> None:
         self.peers.pop(peer, None)
         self.table.forget(peer)
         dropped = f", {peer.dropped} frames dropped for it" if peer.dropped else ""
         log.info("LAN peer %s left (%d connected%s)", peer.name, len(self.peers), dropped)
 
-    def _forward(self, source: _Peer, frames: list[bytes]) -> None:
+    def _forward(self, source: FrameLink, frames: list[bytes]) -> None:
         now = time.monotonic()
         for frame in frames:
             for target in self.table.route(frame, source, self.peers, now):
-                target.send(frame)
+                if not target.send(frame):
+                    self.dropped += 1
+
+
+class LanUplink:
+    """A peer's way onto the LAN: ``port = await uplink.start()``, QEMU connects to
+    127.0.0.1:port, and the uplink keeps a connection to the hub for it, coming back
+    every ``retry`` seconds while the hub is away.  Frames are dropped meanwhile."""
+
+    def __init__(self, hub_host: str, hub_port: int, retry: float = 1.0, connect_timeout: float = 3.0):
+        self.hub = (hub_host, hub_port)
+        self.retry = retry
+        self.connect_timeout = connect_timeout
+        self.guest: FrameLink | None = None
+        self.upstream: FrameLink | None = None
+        self.connects = 0  # connections made to the hub, the first included
+        self.dropped = 0  # frames that found the other side missing or stalled
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._lost = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    async def start(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: FrameLink(self._guest_joined, self._to_hub, self._guest_left), "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._task = asyncio.create_task(self._stay_connected(), name="lan-uplink")
+        return self.port
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for link in (self.guest, self.upstream):
+            if link:
+                link.close()
+        if self._server:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def status(self) -> dict:
+        return {"role": "peer", "hub": "{}:{}".format(*self.hub), "connected": self.upstream is not None,
+                "reconnects": max(self.connects - 1, 0), "dropped": self.dropped}
+
+    async def _stay_connected(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._lost.clear()
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    await loop.create_connection(
+                        lambda: FrameLink(self._hub_joined, self._to_guest, self._hub_left), *self.hub)
+            except (OSError, TimeoutError) as exc:
+                if self.connects:
+                    log.debug("LAN hub %s:%d still away (%s)", *self.hub, socket_error(exc))
+                await asyncio.sleep(self.retry)
+                continue
+            await self._lost.wait()
+            await asyncio.sleep(self.retry)
+
+    def _hub_joined(self, link: FrameLink) -> None:
+        self.upstream = link
+        self.connects += 1
+        if self.connects > 1:
+            log.info("LAN hub %s:%d is back: this guest is on the LAN again", *self.hub)
+
+    def _hub_left(self, link: FrameLink) -> None:
+        self.upstream = None
+        if not self._stopping:
+            log.warning("lost the LAN hub %s:%d (instance 0 restarting?): reconnecting", *self.hub)
+        self._lost.set()
+
+    def _guest_joined(self, link: FrameLink) -> None:
+        if self.guest is not None:  # one QEMU per uplink: a second connection replaces the first
+            self.guest.close()
+        self.guest = link
+
+    def _guest_left(self, link: FrameLink) -> None:
+        if self.guest is link:
+            self.guest = None
+
+    def _to_hub(self, _link: FrameLink, frames: list[bytes]) -> None:
+        self._carry(self.upstream, frames)
+
+    def _to_guest(self, _link: FrameLink, frames: list[bytes]) -> None:
+        self._carry(self.guest, frames)
+
+    def _carry(self, target: FrameLink | None, frames: list[bytes]) -> None:
+        for frame in frames:
+            if target is None or not target.send(frame):
+                self.dropped += 1

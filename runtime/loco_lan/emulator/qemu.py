@@ -11,8 +11,9 @@ from pathlib import Path
 from loco_lan.emulator.config import EmulatorConfig
 
 
-def build_command(config: EmulatorConfig, disk: Path, accel: str) -> list[str]:
-    """``accel`` is ``kvm`` or ``tcg`` (resolved by the caller from ``config.accel``)."""
+def build_command(config: EmulatorConfig, disk: Path, accel: str, lan: tuple[str, int] | None = None) -> list[str]:
+    """``accel`` is ``kvm`` or ``tcg`` (resolved by the caller from ``config.accel``); ``lan`` is where
+    the socket LAN's netdev connects when not straight to the hub (a peer's uplink)."""
     vnc = f"{_host(config.vnc_listen)}:{config.vnc_display}"
     if config.vnc_password is not None:
         vnc += ",password=on"  # the password itself goes over QMP, never on the command line
@@ -51,21 +52,21 @@ def build_command(config: EmulatorConfig, disk: Path, accel: str) -> list[str]:
         "-parallel",
         "null",
     ]
-    command += _network(config)
+    command += _network(config, lan or config.lan_hub)
     if config.audio:
         command += ["-audiodev", f"{config.audiodev},id=snd0", "-device", "sb16,audiodev=snd0"]
     return command
 
 
-def _network(config: EmulatorConfig) -> list[str]:
+def _network(config: EmulatorConfig, lan: tuple[str, int]) -> list[str]:
     nic = ["-device", f"ne2k_pci,netdev=lan0,mac={config.mac}"]
     mode = config.network_mode
     if mode == "none":
         return ["-nic", "none"]
     if mode == "socket":
-        # Every QEMU, instance 0's too, connects to the hub instance 0 runs: a QEMU listening
-        # itself would take a single peer (see loco_lan.emulator.lanhub).
-        host, port = config.lan_hub
+        # Every QEMU connects, to the hub instance 0 runs or to its own uplink to it: a QEMU
+        # listening itself would take a single peer (see loco_lan.emulator.lanhub).
+        host, port = lan
         netdev = f"socket,id=lan0,connect={_host(host)}:{port}"
     elif mode == "user":
         netdev = "user,id=lan0,net=192.168.10.0/24"

@@ -10,14 +10,13 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from loco_lan import qmp
 from loco_lan.emulator.config import EmulatorConfig
 from loco_lan.emulator.disk import prepare_disk
 from loco_lan.emulator.health import HealthServer
-from loco_lan.emulator.lanhub import LanHub, socket_error
+from loco_lan.emulator.lanhub import LanHub, LanUplink, socket_error
 from loco_lan.emulator.qemu import build_command
 from loco_lan.errors import LocoError
 
@@ -45,9 +44,10 @@ def plan(config: EmulatorConfig) -> tuple[list[str], Path, bool]:
 
 
 async def run(config: EmulatorConfig) -> int:
-    command, disk, overlay = plan(config)
-    if not shutil.which(command[0]):
-        raise LocoError(f"{command[0]} not found on PATH: install qemu-system-x86 (or set LOCO_QEMU)")
+    disk, overlay = prepare_disk(config)
+    accel = resolve_accel(config.accel)
+    if not shutil.which(config.qemu_binary):
+        raise LocoError(f"{config.qemu_binary} not found on PATH: install qemu-system-x86 (or set LOCO_QEMU)")
     try:
         config.qmp_socket.parent.mkdir(parents=True, exist_ok=True)
         config.qmp_socket.unlink(missing_ok=True)  # a stale socket from a previous run
@@ -57,6 +57,7 @@ async def run(config: EmulatorConfig) -> int:
         log.warning("VNC passwords are cut to 8 characters by the protocol; only the first 8 count")
 
     hub = LanHub() if config.runs_lan_hub else None
+    uplink = LanUplink(*config.lan_hub) if config.network_mode == "socket" and not hub else None
     process: asyncio.subprocess.Process | None = None
     vnc_host = "127.0.0.1" if config.vnc_listen in ("0.0.0.0", "::", "") else config.vnc_listen
     health = HealthServer(
@@ -64,7 +65,7 @@ async def run(config: EmulatorConfig) -> int:
         vnc_host,
         config.vnc_port,
         {"instance": config.instance_id, "disk": str(disk), "overlay": overlay},
-        lan=_lan_status(config, hub),
+        lan=hub.status if hub else uplink.status if uplink else None,
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -73,15 +74,18 @@ async def run(config: EmulatorConfig) -> int:
     try:
         await health.start(config.health_listen, config.health_port)
         log.info("health endpoint on %s:%d", config.health_listen, health.port)
+        lan = None  # where QEMU's socket netdev connects: the hub, or for the others their uplink
         if hub:
             await hub.start(config.lan_listen, config.socket_port)
-        elif config.network_mode == "socket":
+        elif uplink:
             health.waiting = "the LAN hub at {}:{}".format(*config.lan_hub)
             await wait_for_hub(*config.lan_hub, config.lan_wait, stopping)
             health.waiting = None
+            lan = ("127.0.0.1", await uplink.start())
         if stopping.is_set():
             log.info("stopped before QEMU started")
             return 0
+        command = build_command(config, disk, accel, lan)
         log.info("starting %s", shlex.join(command))
         process = await asyncio.create_subprocess_exec(*command, stdin=subprocess.DEVNULL)
         code = await _supervise(config, process, stopping, health)
@@ -90,6 +94,8 @@ async def run(config: EmulatorConfig) -> int:
             loop.remove_signal_handler(signum)
         if hub:
             await hub.stop()
+        if uplink:
+            await uplink.stop()
         await health.stop()
     if stopping.is_set() and code in (0, -signal.SIGTERM):
         log.info("QEMU stopped")
@@ -99,14 +105,6 @@ async def run(config: EmulatorConfig) -> int:
         return 0
     log.error("QEMU exited with status %d", code)
     return 128 - code if code < 0 else code  # killed by a signal: the shell's 128+N
-
-
-def _lan_status(config: EmulatorConfig, hub: LanHub | None) -> Callable[[], dict] | None:
-    if hub:
-        return hub.status
-    if config.network_mode == "socket":
-        return lambda: {"role": "peer", "hub": "{}:{}".format(*config.lan_hub)}
-    return None
 
 
 async def wait_for_hub(host: str, port: int, timeout: float, stopping: asyncio.Event) -> None:

@@ -221,14 +221,15 @@ def test_socket_lan_peer_waits_for_the_hub_on_instance_zero(emulator, boot_disks
 
     master = emulator(disks[0], INSTANCE_ID="instance-0", **lan)
     master.wait_healthy()
-    assert peer.wait_healthy()["lan"] == {"role": "peer", "hub": hub}
+    assert peer.wait_healthy()["lan"] == {"role": "peer", "hub": hub, "connected": True, "reconnects": 0,
+                                          "dropped": 0}
     deadline = time.monotonic() + 10
     while master.health()[1]["lan"]["peers"] != 2:  # both QEMUs, instance 0's own included
         assert time.monotonic() < deadline, master.health()
         time.sleep(0.2)
     assert master.health()[1]["lan"]["listen"] == hub
-    for emu in (master, peer):
-        assert f"socket: connect to {hub}" in emu.hmp("info network")
+    assert f"socket: connect to {hub}" in master.hmp("info network")
+    assert "socket: connect to 127.0.0.1:" in peer.hmp("info network")  # its uplink to the hub
     assert "waiting for the LAN hub" in peer.log.read_text()
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from loco_lan import demodisk, qmp
 from loco_lan.emulator.config import from_env
-from loco_lan.emulator.lanhub import LanHub, encode_frame
+from loco_lan.emulator.lanhub import LanHub, LanUplink, encode_frame
 from loco_lan.emulator.qemu import build_command
 
 BROADCAST = b"\xff" * 6
@@ -35,12 +35,12 @@ def frame(destination: bytes, source: bytes, payload: bytes) -> bytes:
 class HubThread:
     """A LanHub on its own event loop thread, so synchronous code (and QEMU) can reach it."""
 
-    def __init__(self, **options):
+    def __init__(self, port: int = 0, **options):
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.hub = LanHub(**options)
-        self.call(self.hub.start("127.0.0.1", 0))
+        self.call(self.hub.start("127.0.0.1", port))
         self.port = self.hub.port
 
     def call(self, coroutine):
@@ -60,6 +60,8 @@ class HubThread:
         return status
 
     def stop(self):
+        if self.loop.is_closed():
+            return
         self.call(self.hub.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
@@ -71,8 +73,8 @@ def lan_hub():
     """Factory: ``lan_hub(send_buffer=...)`` starts a hub on loopback; all are stopped at teardown."""
     hubs: list[HubThread] = []
 
-    def start(**options) -> HubThread:
-        hubs.append(HubThread(**options))
+    def start(port: int = 0, **options) -> HubThread:
+        hubs.append(HubThread(port, **options))
         return hubs[-1]
 
     yield start
@@ -242,6 +244,39 @@ def test_a_peer_that_stops_reading_does_not_stall_the_others(lan_hub):
     asyncio.run(scenario())
 
 
+def test_uplink_keeps_its_guest_connected_while_the_hub_is_away(lan_hub, free_port):
+    port = free_port()
+    first = lan_hub(port)
+
+    async def scenario():
+        uplink = LanUplink("127.0.0.1", port, retry=0.1)
+        guest = await Peer.connect(await uplink.start(), mac(1))
+        other = await Peer.connect(port, mac(2))
+        await asyncio.to_thread(first.wait_peers, 2)
+        await guest.send(BROADCAST, b"before")
+        assert await other.receive() == b"before"
+
+        await asyncio.to_thread(first.stop)
+        while uplink.status()["connected"]:
+            await asyncio.sleep(0.05)
+        await guest.send(BROADCAST, b"into the void")  # a pulled cable: lost, and counted
+        while uplink.status()["dropped"] == 0:
+            await asyncio.sleep(0.05)
+
+        second = await asyncio.to_thread(lan_hub, port)
+        other = await Peer.connect(port, mac(2))
+        await asyncio.to_thread(second.wait_peers, 2)
+        await other.send(mac(1), b"welcome back")  # unknown yet: flooded to the uplink
+        assert await guest.receive() == b"welcome back"  # the guest's own connection never dropped
+        assert uplink.status() | {"hub": None} == {"role": "peer", "hub": None, "connected": True,
+                                                   "reconnects": 1, "dropped": 1}
+        await guest.close()
+        await other.close()
+        await uplink.stop()
+
+    asyncio.run(scenario())
+
+
 # --- real QEMU ---------------------------------------------------------------------------------
 
 
@@ -354,3 +389,42 @@ def test_three_real_qemus_share_one_hub(lan_hub, qemus):
         wait_for(lambda i=instance: b"marker" in payloads(i), "the marker")
     assert payloads(one) == [b"for qemu one", b"marker"]
     assert payloads(two) == payloads(three) == [b"marker"]
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_a_peer_comes_back_to_a_restarted_hub(lan_hub, emulator, boot_disks, free_port):
+    """Instance 0 restarting takes the hub away; the peer's uplink reconnects to the new one and
+    the guest, never restarted, is on the LAN again (QEMU 7.2 alone would stay off it)."""
+    first = lan_hub(free_port())
+    peer = emulator(boot_disks["desktop"], INSTANCE_ID="instance-1", NETWORK_MODE="socket",
+                    SOCKET_MASTER_HOST="127.0.0.1", SOCKET_PORT=str(first.port), LOCO_LAN_LISTEN="127.0.0.1")
+    peer.wait_healthy()
+    first.wait_peers(1)
+    qemu = subprocess.check_output(["pgrep", "-P", str(peer.process.pid)])  # the entrypoint's QEMU
+
+    first.stop()
+    wait_for(lambda: not peer.health()[1]["lan"]["connected"], "the peer to notice the hub is gone")
+    second = lan_hub(first.port)
+    second.wait_peers(1)
+    lan = wait_for(lambda: (body := peer.health()[1]["lan"])["connected"] and body, "the peer to reconnect")
+    assert lan["reconnects"] == 1
+    assert subprocess.check_output(["pgrep", "-P", str(peer.process.pid)]) == qemu  # never restarted
+    assert "is back: this guest is on the LAN again" in peer.log.read_text()
+
+    async def guest_frame_reaches_the_new_hub():
+        listener = await Peer.connect(second.port, mac(0x20))
+        await asyncio.to_thread(second.wait_peers, 2)
+        announce = {"initial": 50, "max": 550, "rounds": 1, "step": 100}
+        await qmp.run(str(peer.qmp), "announce-self", announce)  # QEMU's NIC broadcasts a RARP
+        async with asyncio.timeout(WAIT):
+            while True:
+                (length,) = struct.unpack(">I", await listener.reader.readexactly(4))
+                received = await listener.reader.readexactly(length)
+                if received[6:12] == bytes.fromhex("5254004c4f01"):  # instance-1's MAC
+                    break
+        await listener.close()
+        return received
+
+    rarp = asyncio.run(guest_frame_reaches_the_new_hub())
+    assert rarp[:6] == BROADCAST and rarp[12:14] == b"\x80\x35"
