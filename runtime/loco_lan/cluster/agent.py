@@ -17,11 +17,14 @@ and every half second anyway:
   left without, like pods of a kubelet that cannot resize.
 - Pods annotated ``loco.lan/run-local: emulator`` get a real emulator process on
   this machine, its VNC and health ports forwarded as the pod's 5901 and 8080
-  (see localemu.py).  The emulators stop with their pods and with the agent.
+  (see localemu.py).  Like a kubelet's readiness probe, the emulator's /health
+  decides the pod's Ready condition; its restarts count in ``restartCount``.
+  The emulators stop with their pods and with the agent.
 """
 
 import argparse
 import base64
+import copy
 import json
 import logging
 import shutil
@@ -29,6 +32,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kubernetes import client, watch
@@ -144,10 +148,9 @@ class Agent:
                 continue
             running.add(uid)
             annotations = pod.metadata.annotations or {}
-            if annotations.get(RESIZE_ANNOTATION) != "false":
-                self.report_resources(pod)
             if annotations.get(localemu.RUN_ANNOTATION) == "emulator" and uid not in self.emulators:
                 self.add_emulator(pod)
+            self.report_status(pod, annotations)
             # An explicit annotation wins over the local emulator's ports.
             explicit = json.loads(annotations.get(FORWARD_ANNOTATION, "{}"))
             forwards = {**self.emulators.forwards(uid), **explicit}
@@ -165,20 +168,17 @@ class Agent:
             self.refused.pop(stale, None)
             shutil.rmtree(self.pods / stale, ignore_errors=True)
 
-    def report_resources(self, pod) -> None:
-        """Write each running container's resources into its status, as a kubelet does once
-        it has applied them (here nothing limits them: the report follows the spec)."""
-        statuses = self.api.sanitize_for_serialization(pod.status.container_statuses or [])
-        wanted = {c.name: self.api.sanitize_for_serialization(c.resources) for c in pod.spec.containers}
-        stale = [s for s in statuses if "running" in (s.get("state") or {})
-                 and wanted.get(s["name"]) and s.get("resources") != wanted[s["name"]]]
-        if not stale:
+    def report_status(self, pod, annotations: dict) -> None:
+        """Send what a kubelet would say of this pod's containers (see ``status_report``)."""
+        emulator = self.emulators.get(pod.metadata.uid)
+        report = status_report(
+            self.api.sanitize_for_serialization(pod), resources=annotations.get(RESIZE_ANNOTATION) != "false",
+            emulator=(emulator.container, emulator.healthy(), emulator.exits) if emulator else None,
+            now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        if report is None:
             return
-        for status in stale:
-            status["resources"] = wanted[status["name"]]
         # The resourceVersion makes this lose, not win, against kwok's own status updates.
-        patch = {"metadata": {"resourceVersion": pod.metadata.resource_version},
-                 "status": {"containerStatuses": statuses}}
+        patch = {"metadata": {"resourceVersion": pod.metadata.resource_version}, "status": report}
         try:
             self.core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, patch)
         except ApiException as exc:
@@ -204,7 +204,7 @@ class Agent:
                 pod_dir.mkdir(parents=True, exist_ok=True)
                 log_note(log_file, f"loco agent: cannot run the emulator: {exc}")
             return
-        self.emulators.add(meta.uid, name, env, log_file)
+        self.emulators.add(meta.uid, name, container, env, log_file)
 
     def lookup(self, namespace: str, kind: str, name: str, key: str) -> str | None:
         """A key of a Secret or ConfigMap, None when either is missing."""
@@ -299,6 +299,41 @@ class Agent:
         self.core.patch_namespaced_pod(meta.name, meta.namespace,
                                        {"metadata": {"annotations": {SANDBOX_ANNOTATION: "ready"}}})
         log.info("sandboxed pod %s/%s", meta.namespace, meta.name)
+
+
+def status_report(pod: dict, resources: bool, emulator: tuple[str, bool, int] | None, now: str) -> dict | None:
+    """The status patch a kubelet would send for ``pod`` (a manifest), or None if its status says it all.
+
+    - ``resources``: each running container reports the resources it was given, as a kubelet
+      that resizes in place does once it has applied them (nothing limits them here).
+    - ``emulator``: (container, ready, restarts) of the emulator run here for the pod: its
+      readiness probe's verdict becomes the container's ``ready`` and the pod's Ready and
+      ContainersReady conditions, its restarts the ``restartCount``.
+    """
+    status = pod.get("status") or {}
+    statuses = copy.deepcopy(status.get("containerStatuses") or [])
+    given = {container["name"]: container.get("resources") for container in pod["spec"]["containers"]}
+    changed = False
+    for entry in statuses:
+        if "running" not in (entry.get("state") or {}):
+            continue
+        if resources and given.get(entry["name"]) and entry.get("resources") != given[entry["name"]]:
+            entry["resources"] = given[entry["name"]]
+            changed = True
+        probed = emulator and entry["name"] == emulator[0]
+        if probed and (entry.get("ready"), entry.get("restartCount")) != emulator[1:]:
+            entry["ready"], entry["restartCount"] = emulator[1:]
+            changed = True
+    report = {"containerStatuses": statuses} if changed else {}
+    if emulator:
+        wanted = "True" if emulator[1] else "False"
+        conditions = copy.deepcopy(status.get("conditions") or [])
+        flipped = [c for c in conditions if c["type"] in ("Ready", "ContainersReady") and c.get("status") != wanted]
+        for condition in flipped:
+            condition.update(status=wanted, lastTransitionTime=now)
+        if flipped:
+            report["conditions"] = conditions  # whole: a merge patch replaces lists
+    return report or None
 
 
 def volume_files(data: dict[str, bytes], items) -> dict[str, bytes]:

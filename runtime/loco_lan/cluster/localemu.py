@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ PATH_VARIABLES = ("LOCO_DISK", "DISK", "LOCO_OVERLAY_DIR", "LOCO_VNC_PASSWORD_FI
 QMP_SOCKET = "qmp.sock"
 PID_FILE = "emulator.pid"
 BACKOFF_FIRST, BACKOFF_MAX, HEALTHY_RUN = 1.0, 30.0, 60.0
+PROBE_TIMEOUT = 1.0  # seconds the readiness probe waits for /health
 STOP_GRACE = 5.0
 
 # (kind, name, key) -> value, or None when the object or key does not exist.
@@ -243,14 +245,25 @@ class LogFeed:
 class Emulator:
     """One pod's emulator process."""
 
-    def __init__(self, pod: str, pod_dir: Path, env: dict[str, str], log_file: Path):
-        self.pod, self.dir, self.env = pod, pod_dir, env
+    def __init__(self, pod: str, container: str, pod_dir: Path, env: dict[str, str], log_file: Path):
+        self.pod, self.container, self.dir, self.env = pod, container, pod_dir, env
         self.log_file = log_file.with_suffix(".out")
         self.feed = LogFeed(self.log_file, log_file)
         self.ports = _free_ports()
         self.process: subprocess.Popen | None = None
-        self.restarts = 0
+        self.restarts = 0  # since it last ran HEALTHY_RUN seconds: sets the backoff
+        self.exits = 0  # in all: the container's restartCount
         self.started = self.due = 0.0
+
+    def healthy(self) -> bool:
+        """The pod's readiness probe: the emulator's /health answers 200 (QEMU up, VNC answering)."""
+        if self.process is None or self.process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[1]}/health", timeout=PROBE_TIMEOUT) as reply:
+                return reply.status == 200
+        except (OSError, ValueError):  # refused, 503 (HTTPError is an OSError), garbled
+            return False
 
     def forwards(self) -> dict[str, str]:
         return {str(VNC_PORT): f"127.0.0.1:{self.ports[0]}", str(HEALTH_PORT): f"127.0.0.1:{self.ports[1]}"}
@@ -287,6 +300,7 @@ class Emulator:
             self.restarts = 0
         delay = backoff(self.restarts)
         self.restarts += 1
+        self.exits += 1
         self.process, self.due = None, now + delay
         message = f"loco agent: the emulator exited with status {code}; restarting in {delay:g}s\n"
         with open(self.log_file, "a") as out:
@@ -324,8 +338,11 @@ class LocalEmulators:
     def __contains__(self, uid: str) -> bool:
         return uid in self.emulators
 
-    def add(self, uid: str, pod: str, env: dict[str, str], log_file: Path) -> None:
-        self.emulators[uid] = Emulator(pod, self.pods_dir / uid, env, log_file)
+    def add(self, uid: str, pod: str, container: str, env: dict[str, str], log_file: Path) -> None:
+        self.emulators[uid] = Emulator(pod, container, self.pods_dir / uid, env, log_file)
+
+    def get(self, uid: str) -> Emulator | None:
+        return self.emulators.get(uid)
 
     def forwards(self, uid: str) -> dict[str, str]:
         emulator = self.emulators.get(uid)

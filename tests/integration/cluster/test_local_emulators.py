@@ -149,6 +149,12 @@ def test_a_dead_emulator_is_restarted_and_a_deleted_pod_stops_its_qemu(local_clu
     assert f"-vnc {vnc} " in line  # on the same port, so the pod's port-forward target stays
     assert "restarting in 1s" in kubectl("logs", "-n", NS, second.metadata.name).stdout.decode()
 
+    def restarted_and_ready():  # as a kubelet reports it: the restart counted, Ready by the probe again
+        (status,) = client.CoreV1Api(emulators).read_namespaced_pod(second.metadata.name, NS).status.container_statuses
+        return status.restart_count == 1 and status.ready
+
+    wait_for(restarted_and_ready, "pod 1 to report its restart and be ready again")
+
     (qemu,) = qemu_pids(local_cluster.dir, first.metadata.uid)
     kubectl("delete", "pod", "-n", NS, first.metadata.name, "--wait=false")
     wait_for(lambda: not os.path.exists(f"/proc/{qemu}"), "the deleted pod's QEMU to stop (and be reaped)")
