@@ -263,7 +263,6 @@ class DiskUploader:
         hashed whole: it was resumed, or OpenSSL does that faster).
         """
         part = self.part_path()
-        # Parts of other images cannot be resumed: remove them.
         # Parts of other images cannot be resumed: remove them.  And which sha256 tool is there?
         self.hasher = self._sh(
             f"for f in {MOUNT}/.{self.req.file_name}.*.part; do [ \"$f\" = '{part}' ] || rm -f \"$f\"; done; "

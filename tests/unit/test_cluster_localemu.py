@@ -1,10 +1,15 @@
-"""The local emulators' pure parts: env as Kubernetes resolves it, container paths on the host."""
+"""The local emulators' pure parts: env as Kubernetes resolves it, container paths on the host,
+readiness as a kubelet's probe judges it."""
 
+import http.server
+import threading
 from pathlib import Path
 
 import pytest
 
 from loco_lan.cluster.localemu import (
+    FAILURE_THRESHOLD,
+    Emulator,
     LogFeed,
     backoff,
     cri_lines,
@@ -188,3 +193,32 @@ def test_log_feed_copies_new_complete_lines_only(tmp_path):
     lines = cri.read_text().splitlines()
     assert [line.split(" ", 3)[1:] for line in lines] == [["stdout", "F", "starting"], ["stdout", "F", "half a line"]]
     assert lines[0].split()[0].endswith("Z")
+
+
+def test_readiness_follows_the_probe_with_the_kubelets_failure_threshold(tmp_path):
+    answers = iter([503, 200, 503, 503, 200] + [503] * FAILURE_THRESHOLD)
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(next(answers))
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    class Running:
+        def poll(self):
+            return None
+
+    emulator = Emulator("pod", "emulator", tmp_path, {}, tmp_path / "emulator.log")
+    emulator.ports = (0, server.server_address[1])
+    emulator.process = Running()
+    seen = [emulator.ready() for _ in range(5 + FAILURE_THRESHOLD)]
+    server.shutdown()
+    # not ready before the first 200; one or two failures do not flip it; three in a row do
+    assert seen == [False, True, True, True, True] + [True] * (FAILURE_THRESHOLD - 1) + [False]
+    emulator.process = None
+    assert emulator.ready() is False

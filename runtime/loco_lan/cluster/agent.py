@@ -173,7 +173,7 @@ class Agent:
         emulator = self.emulators.get(pod.metadata.uid)
         report = status_report(
             self.api.sanitize_for_serialization(pod), resources=annotations.get(RESIZE_ANNOTATION) != "false",
-            emulator=(emulator.container, emulator.healthy(), emulator.exits) if emulator else None,
+            emulator=(emulator.container, emulator.ready(), emulator.exits) if emulator else None,
             now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         if report is None:
             return

@@ -48,6 +48,7 @@ QMP_SOCKET = "qmp.sock"
 PID_FILE = "emulator.pid"
 BACKOFF_FIRST, BACKOFF_MAX, HEALTHY_RUN = 1.0, 30.0, 60.0
 PROBE_TIMEOUT = 1.0  # seconds the readiness probe waits for /health
+FAILURE_THRESHOLD = 3  # failed probes in a row that make a ready pod not ready (the kubelet's default)
 STOP_GRACE = 5.0
 
 # (kind, name, key) -> value, or None when the object or key does not exist.
@@ -253,17 +254,23 @@ class Emulator:
         self.process: subprocess.Popen | None = None
         self.restarts = 0  # since it last ran HEALTHY_RUN seconds: sets the backoff
         self.exits = 0  # in all: the container's restartCount
+        self.probe_failures = FAILURE_THRESHOLD  # not ready until /health first answers
         self.started = self.due = 0.0
 
-    def healthy(self) -> bool:
-        """The pod's readiness probe: the emulator's /health answers 200 (QEMU up, VNC answering)."""
+    def ready(self) -> bool:
+        """Readiness as a kubelet's probe judges it: ready from the first 200 of the emulator's
+        /health (QEMU up, VNC answering), not ready again after FAILURE_THRESHOLD failures in a
+        row, or at once when the process is gone."""
         if self.process is None or self.process.poll() is not None:
+            self.probe_failures = FAILURE_THRESHOLD
             return False
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[1]}/health", timeout=PROBE_TIMEOUT) as reply:
-                return reply.status == 200
+                passed = reply.status == 200
         except (OSError, ValueError):  # refused, 503 (HTTPError is an OSError), garbled
-            return False
+            passed = False
+        self.probe_failures = 0 if passed else self.probe_failures + 1
+        return self.probe_failures < FAILURE_THRESHOLD
 
     def forwards(self) -> dict[str, str]:
         return {str(VNC_PORT): f"127.0.0.1:{self.ports[0]}", str(HEALTH_PORT): f"127.0.0.1:{self.ports[1]}"}
