@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from loopthread import LoopThread
 from rfbserver import ScreenServer
 
 from loco_lan.demodisk import SCREENS, make_disk, paint_sector, pattern_sector
@@ -145,33 +145,17 @@ def emulator(tmp_path):
         instance.stop()
 
 
-class ServerThread:
+class ServerThread(LoopThread):
     """A ScreenServer on its own event loop thread, so a client in the test's
     loop, or a ``loco`` subprocess, can talk to it."""
 
     def __init__(self, image: np.ndarray, **options):
-        self.loop = asyncio.new_event_loop()
+        super().__init__()
         self.server = ScreenServer(image, **options)
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
         self.port = self.call(self.server.start())
 
-    def call(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(10)
-
-    def do(self, function, *args):
-        async def run():
-            return function(*args)
-
-        return self.call(run())
-
     def stop(self):
-        if self.loop.is_closed():
-            return
-        self.call(self.server.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+        super().stop(self.server.stop())
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import signal
 import socket
 import struct
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from loopthread import LoopThread
 
 from loco_lan import demodisk, qmp
 from loco_lan.emulator.config import from_env
@@ -32,25 +32,19 @@ def frame(destination: bytes, source: bytes, payload: bytes) -> bytes:
     return destination + source + b"\x88\xb5" + payload  # EtherType for local experiments
 
 
-class HubThread:
+class HubThread(LoopThread):
     """A LanHub on its own event loop thread, so synchronous code (and QEMU) can reach it."""
 
+    timeout = WAIT
+
     def __init__(self, port: int = 0, **options):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        super().__init__()
         self.hub = LanHub(**options)
         self.call(self.hub.start("127.0.0.1", port))
         self.port = self.hub.port
 
-    def call(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(WAIT)
-
     def status(self) -> dict:
-        async def read():
-            return self.hub.status()
-
-        return self.call(read())
+        return self.do(self.hub.status)
 
     def wait_peers(self, count: int) -> dict:
         deadline = time.monotonic() + WAIT * 3
@@ -60,12 +54,7 @@ class HubThread:
         return status
 
     def stop(self):
-        if self.loop.is_closed():
-            return
-        self.call(self.hub.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+        super().stop(self.hub.stop())
 
 
 @pytest.fixture
