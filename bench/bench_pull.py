@@ -29,9 +29,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from loco_lan.fsutil import file_sha256
 from loco_lan.localregistry import LocalRegistry
 from loco_lan.oci import Client, Reference, push_artifact, push_image
-from loco_lan.snapshot import file_sha256
 
 OURS = """
 import sys

@@ -3,7 +3,7 @@
   Rebuild the Windows 98 snapshot when the registry cannot supply it (Windows hosts).
 .DESCRIPTION
   A thin front door to `loco snapshot rebuild` (python -m loco_lan.image_build); every
-  argument is passed through. Needs Python 3.12 with the loco-lan package installed and
+  argument is passed through. Needs Python 3.11 to 3.13 with the loco-lan package installed and
   QEMU for Windows (qemu-img.exe, qemu-system-i386.exe) on PATH.
 .EXAMPLE
   .\scripts\create_win98_image.ps1 images\win98.qcow2 --from-disk C:\VMs\win98.vhdx

@@ -13,4 +13,4 @@ dest=$work/ansible_collections/loco/lan
 mkdir -p "$dest"
 (cd "$src" && git ls-files -co --exclude-standard . | rsync -a --files-from=- . "$dest/")
 cd "$dest"
-ansible-test sanity --venv --python 3.12 --color no "$@"
+ansible-test sanity --venv --python "$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" --color no "$@"

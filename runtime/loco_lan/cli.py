@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # A Kubernetes API failure the command did not expect is still one line, not a traceback.
+        if "loco_lan.kube" not in sys.modules or not isinstance(exc, sys.modules["loco_lan.kube"].API_FAILURES):
+            raise
+        print(f"loco: error: {sys.modules['loco_lan.kube'].api_error(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

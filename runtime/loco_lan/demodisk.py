@@ -1,9 +1,8 @@
 """Small bootable disks the project builds itself: one 512-byte boot sector of
 hand-encoded x86 real-mode code that paints a screen and halts.
 
-The local demo boots the ``desktop`` screen in place of the real Windows 98
-snapshot (which cannot be fetched everywhere), so a whole Loco LAN can be
-deployed, booted and checked end to end; the tests use the other screens.
+The boot-check tests boot these screens; the local demo boots :mod:`loco_lan.demoguest`,
+which draws the same desktop and also moves, answers input and makes sound.
 
 ``paint_sector`` switches QEMU's standard VGA to 640x480x8 through the Bochs VBE
 registers (banked, window at A000:0000), loads a small palette and fills a list of
@@ -42,13 +41,9 @@ colour and bank are words at 0x7000-0x7008)::
   3:  hlt; jmp 3b
 """
 
-import hashlib
 import struct
 import subprocess
-import tempfile
 from pathlib import Path
-
-from loco_lan.errors import LocoError
 
 PAINT_CODE = bytes.fromhex(
     "fa31c08ed88ed0bc007cfcbac803ee42be8f7cb91e00f36eb90500adbace01efad42efe2f66800a007ad83f8ff745c89c5"
@@ -160,27 +155,3 @@ def make_disk(path: Path, sector: bytes) -> Path:
     subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(path)], check=True)
     raw.unlink()
     return path
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def ensure(path: str | Path, check_mode: bool = False) -> tuple[bool, str]:
-    """Make ``path`` the demo disk (the ``desktop`` screen); returns (changed, sha256).
-
-    The image is the same bytes every time, so an existing one is compared, not rebuilt.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
-        try:
-            fresh = make_disk(Path(scratch) / "demo.qcow2", paint_sector(*SCREENS["desktop"]))
-        except (OSError, subprocess.CalledProcessError) as exc:
-            raise LocoError(f"cannot build the demo disk with qemu-img: {exc}") from exc
-        digest = _sha256(fresh)
-        if path.exists() and _sha256(path) == digest:
-            return False, digest
-        if not check_mode:
-            fresh.replace(path)
-    return True, digest

@@ -4,6 +4,10 @@ A release is upgraded only when the upgrade would change something: the
 rendered manifest (``helm upgrade --dry-run=server``) differs from the
 deployed one, or the supplied values differ, or the release is not in the
 ``deployed`` state.  No helm-diff plugin is needed and nothing is guessed.
+
+Every plan, a first install's too, also sends the rendered objects to the API
+server as a dry run (helm's ``--dry-run=server`` only lets templates look
+things up): check mode then fails where the real run would.
 """
 
 import json
@@ -13,7 +17,10 @@ import subprocess
 from dataclasses import dataclass, field
 
 import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
 
+from loco_lan import kube
 from loco_lan.errors import LocoError
 
 
@@ -54,6 +61,7 @@ class Helm:
         self.binary = binary or shutil.which("helm")
         if not self.binary:
             raise LocoError("helm not found on PATH; run scripts/setup.sh or pass its path")
+        self.kubeconfig, self.context = kubeconfig, context
         self.global_args = []
         if kubeconfig:
             self.global_args += ["--kubeconfig", str(kubeconfig)]
@@ -89,14 +97,31 @@ class Helm:
         return self.run("get", "manifest", name, "--namespace", namespace)
 
     def rendered(self, name: str, namespace: str, chart: str, values: dict) -> str:
-        release = json.loads(self.run("upgrade", name, chart, "--install", "--namespace", namespace,
-                                      "--dry-run=server", "--output", "json", values=values))
-        return release["manifest"]
+        """The manifest an install or upgrade would apply, each object accepted by the API server in
+        a dry run (schema, admission, quotas); in a namespace not created yet, helm's checks only."""
+        manifest = json.loads(self.run("upgrade", name, chart, "--install", "--namespace", namespace, "--output",
+                                       "json", "--dry-run=server", values=values))["manifest"]
+        api = kube.api_client(self.kubeconfig, self.context)
+        try:
+            client.CoreV1Api(api).read_namespace(namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return manifest  # the install creates it: nothing there to check the objects against yet
+            raise
+        for doc in _documents(manifest):
+            try:
+                kube.apply(api, doc, namespace, dry_run=True)
+            except ApiException as exc:
+                raise LocoError(f"the API server refuses {doc.get('kind')} {doc.get('metadata', {}).get('name')} "
+                                f"of release {name}: {_api_message(exc)}") from None
+        return manifest
 
     def plan(self, name: str, namespace: str, chart: str, values: dict, patch: bool = False) -> ReleasePlan:
-        """What ``apply`` would do; with ``patch`` the values are merged into the deployed ones."""
+        """What ``apply`` would do; with ``patch`` the values are merged into the deployed ones.
+        A first install is dry-run too, so check mode fails where the install would."""
         current = self.release(name, namespace)
         if current is None:
+            self.rendered(name, namespace, chart, values)
             return ReleasePlan("install", {}, values, manifest_changed=True)
         before = self.values(name, namespace)
         after = deep_merge(before, values) if patch else values
@@ -130,6 +155,14 @@ class Helm:
             return False
         self.run("uninstall", name, "--namespace", namespace, *(["--wait"] if wait else []))
         return True
+
+
+def _api_message(exc: ApiException) -> str:
+    """The API server's own message of a refusal (its Status), else the HTTP status."""
+    try:
+        return json.loads(exc.body or "{}").get("message") or f"HTTP {exc.status}"
+    except (ValueError, AttributeError):
+        return f"HTTP {exc.status} {exc.reason or ''}".strip()
 
 
 def _documents(manifest: str) -> list:

@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from loco_lan.errors import LocoError
-from loco_lan.fsutil import atomic_write
+from loco_lan.fsutil import atomic_write, file_sha256
 from loco_lan.oci import Client
 from loco_lan.progress import Progress
-from loco_lan.snapshot import check_qcow2, file_sha256, push, qemu_tool, staged, virtual_size
+from loco_lan.snapshot import check_qcow2, push, qemu_tool, staged, virtual_size
 
 log = logging.getLogger(__name__)
 

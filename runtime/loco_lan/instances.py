@@ -10,15 +10,14 @@ never overwritten, so a user's edits survive.
 
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
-import jsonschema
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from loco_lan import kube
+from loco_lan import kube, schemas
 from loco_lan.errors import LocoError
+from loco_lan.focus.state import saved_state
 from loco_lan.fsutil import atomic_write
 
 ERROR_REASONS = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
@@ -61,7 +60,7 @@ def collect(api: client.ApiClient, namespace: str, release: str, urls: UrlTempla
     except ApiException as exc:
         if exc.status == 404:
             raise LocoError(f"StatefulSet {namespace}/{name} not found; is release {release!r} installed?") from exc
-        raise
+        raise kube.api_error(exc, f"reading StatefulSet {namespace}/{name}") from None
     service = sts.spec.service_name or name
     pods = {p.metadata.name: p for p in client.CoreV1Api(api).list_namespaced_pod(
         namespace, label_selector=f"app.kubernetes.io/component=emulator,app.kubernetes.io/instance={release}").items}
@@ -93,11 +92,7 @@ def collect(api: client.ApiClient, namespace: str, release: str, urls: UrlTempla
 
 
 def validate(entries: list[dict]) -> None:
-    schema = json.loads(resources.files("loco_lan.schemas").joinpath("instances.schema.json").read_text())
-    try:
-        jsonschema.validate(entries, schema)
-    except jsonschema.ValidationError as exc:
-        raise LocoError(f"instances.json would be invalid: {exc.message} at {list(exc.absolute_path)}") from exc
+    schemas.validate(entries, "instances", "instances.json would be invalid")
 
 
 def render(data) -> str:
@@ -109,6 +104,7 @@ def hotkeys_for(entries: list[dict]) -> dict:
         "focus": {f"Ctrl+{i + 1}": entry["id"] for i, entry in enumerate(entries[:HOTKEY_SLOTS])},
         "zoom": {"Ctrl=": "zoom-in", "Ctrl-": "zoom-out"},
         "switch": {"Tab": "next-instance"},
+        "vr": schemas.vr_defaults(),
     }
 
 
@@ -127,7 +123,7 @@ def write_config(config_dir: Path, entries: list[dict], check_mode: bool = False
     before = target.read_text() if target.exists() else ""
     after = render(entries)
     created = []
-    companions = {"active.json": {"active": []}, "hotkeys.json": hotkeys_for(entries)}
+    companions = {"active.json": saved_state(), "hotkeys.json": hotkeys_for(entries)}
     for name, content in companions.items():
         if not (config_dir / name).exists():
             created.append(name)

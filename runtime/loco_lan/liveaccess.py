@@ -1,7 +1,9 @@
-"""Live access for local use: supervised ``kubectl port-forward``s to every emulator.
+"""Live access for local use: supervised ``kubectl port-forward``s to every emulator and to the
+streaming gateway.
 
 Instance ``i`` gets its VNC port on ``vnc_base_port + i`` and its health port on
-``health_base_port + i`` (127.0.0.1 by default).  A detached supervisor keeps one
+``health_base_port + i`` (127.0.0.1 by default); the gateway (the web client, the streams,
+the focus API) is on ``web_port`` when the release runs one.  A detached supervisor keeps one
 port-forward per port running, restarts any that exits (a pod restarted, a
 connection dropped) and follows the StatefulSet when it is scaled.  ``start``
 refuses ports already taken, is idempotent (a supervisor already running the
@@ -9,6 +11,7 @@ same configuration is kept) and returns once every forward listens.
 """
 
 import argparse
+import base64
 import contextlib
 import hashlib
 import json
@@ -25,14 +28,14 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from loco_lan import kube
-from loco_lan.cluster.local import pid_alive
 from loco_lan.errors import LocoError
 from loco_lan.fsutil import atomic_write
 from loco_lan.kube.portforward import ForwardSet, kubectl_port_forward
 from loco_lan.netutil import bindable, ephemeral_range, wait_accepting
+from loco_lan.process import Started
 
 log = logging.getLogger("loco.live")
-VNC_PORT, HEALTH_PORT = 5901, 8080
+VNC_PORT, HEALTH_PORT, GATEWAY_PORT = 5901, 8080, 8443
 
 
 @dataclass(frozen=True)
@@ -44,18 +47,26 @@ class LiveConfig:
     address: str = "127.0.0.1"
     vnc_base_port: int = 15901
     health_base_port: int = 18080
+    web_port: int | None = 18443  # None: no forward to the gateway
     kubectl: str = "kubectl"
 
     @property
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
-    def forwards(self, replicas: int) -> list[tuple[str, int, int]]:
-        """(pod, local port, remote port) for every emulator, VNC ones first."""
+    def forwards(self, replicas: int, gateway: bool = False) -> list[tuple[str, int, int]]:
+        """(pod, local port, remote port) for every emulator, VNC ones first, then the gateway."""
         pods = [f"{self.release}-emulator-{i}" for i in range(replicas)]
-        return [(pod, base + i, remote)
-                for base, remote in ((self.vnc_base_port, VNC_PORT), (self.health_base_port, HEALTH_PORT))
-                for i, pod in enumerate(pods)]
+        forwards = [(pod, base + i, remote)
+                    for base, remote in ((self.vnc_base_port, VNC_PORT), (self.health_base_port, HEALTH_PORT))
+                    for i, pod in enumerate(pods)]
+        if gateway and self.web_port:
+            forwards.append((f"svc/{self.release}-streaming", self.web_port, GATEWAY_PORT))
+        return forwards
+
+    @property
+    def web_url(self) -> str | None:
+        return f"http://{self.address}:{self.web_port}/" if self.web_port else None
 
 
 class LiveAccess:
@@ -69,9 +80,13 @@ class LiveAccess:
         except (OSError, ValueError):
             return {}
 
+    def supervisor(self) -> Started | None:
+        """The supervisor the state file names, if it still runs (not another process on its pid)."""
+        started = Started.load(self.state().get("supervisor"))
+        return started if started is not None and started.alive() else None
+
     def running(self) -> bool:
-        state = self.state()
-        return bool(state.get("pid")) and pid_alive(state["pid"]) and state.get("key") == self.config.key
+        return self.supervisor() is not None and self.state().get("key") == self.config.key
 
     def start(self, timeout: float = 60.0) -> bool:
         """Start the supervisor unless it already runs this configuration, then wait until
@@ -89,22 +104,26 @@ class LiveAccess:
                     f"listen there: choose other base ports, outside {low}-{high} (the kernel hands those out "
                     "to outgoing connections)")
             self._spawn()
-        pid = self.state()["pid"]
-        closed = wait_accepting(ports, config.address, timeout, alive=lambda: pid_alive(pid))
+        supervisor = Started.load(self.state()["supervisor"])
+        closed = wait_accepting(ports, config.address, timeout, alive=supervisor.alive)
         if closed:
             raise LocoError(
                 f"live access does not listen on {config.address} port {', '.join(map(str, closed))} after "
                 f"{timeout:g}s (are the emulator pods running?); its supervisor "
-                f"{'keeps retrying' if pid_alive(pid) else 'exited'}, its log {self.log_file} ends:\n"
+                f"{'keeps retrying' if supervisor.alive() else 'exited'}, its log {self.log_file} ends:\n"
                 + tail(self.log_file))
         return started
 
     def ports(self) -> list[int]:
-        """The local ports of the emulators there are now, VNC ones first."""
+        """The local ports of the emulators there are now, VNC ones first, then the gateway's."""
         config = self.config
-        apps = client.AppsV1Api(kube.api_client(config.kubeconfig, config.context))
-        forwards = config.forwards(replicas(apps, config))
+        api = kube.api_client(config.kubeconfig, config.context)
+        forwards = config.forwards(replicas(client.AppsV1Api(api), config), has_gateway(client.CoreV1Api(api), config))
         return [local for _, local, _ in forwards]
+
+    def gateway(self) -> bool:
+        config = self.config
+        return has_gateway(client.CoreV1Api(kube.api_client(config.kubeconfig, config.context)), config)
 
     @property
     def log_file(self) -> Path:
@@ -116,20 +135,20 @@ class LiveAccess:
             process = subprocess.Popen(
                 [sys.executable, "-m", "loco_lan.liveaccess", "--config", json.dumps(asdict(self.config))],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
-        atomic_write(self.state_file, json.dumps({"pid": process.pid, "key": self.config.key,
+        atomic_write(self.state_file, json.dumps({"supervisor": Started.of(process.pid).dump(), "key": self.config.key,
                                                   "config": asdict(self.config), "log": str(self.log_file)}))
 
     def stop(self) -> bool:
-        state = self.state()
-        pid = state.get("pid")
-        if not pid or not pid_alive(pid):
+        """Stop the supervisor (its port-forwards with it); False when none runs. A pid now held by
+        another process is left alone: only the state file goes."""
+        supervisor = self.supervisor()
+        if supervisor is None or not supervisor.signal(signal.SIGTERM):
+            self.state_file.unlink(missing_ok=True)
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while pid_alive(pid) and time.monotonic() < deadline:
+        while supervisor.alive() and time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
+                os.waitpid(supervisor.pid, os.WNOHANG)
             time.sleep(0.1)
         self.state_file.unlink(missing_ok=True)
         return True
@@ -137,7 +156,8 @@ class LiveAccess:
 
 def supervise(config: LiveConfig, poll: float = 2.0) -> None:
     """Keep one ``kubectl port-forward`` per forward alive until SIGTERM."""
-    apps = client.AppsV1Api(kube.api_client(config.kubeconfig, config.context))
+    api = kube.api_client(config.kubeconfig, config.context)
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     stopping = False
 
     def on_term(*_):
@@ -150,7 +170,7 @@ def supervise(config: LiveConfig, poll: float = 2.0) -> None:
                                                address=config.address), output=None)
     while not stopping:
         try:
-            wanted = config.forwards(replicas(apps, config))
+            wanted = config.forwards(replicas(apps, config), has_gateway(core, config))
         except Exception as exc:  # the API may be briefly away; keep what runs
             log.warning("cannot read the StatefulSet: %s", exc)
             wanted = list(forwards.children)
@@ -168,6 +188,49 @@ def replicas(apps: client.AppsV1Api, config: LiveConfig) -> int:
             raise LocoError(f"StatefulSet {config.namespace}/{name} not found; is release "
                             f"{config.release!r} installed?") from exc
         raise
+
+
+def has_gateway(core: client.CoreV1Api, config: LiveConfig) -> bool:
+    """Whether the release runs the streaming gateway (its Service exists)."""
+    try:
+        core.read_namespaced_service(f"{config.release}-streaming", config.namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def player_url(api: client.ApiClient, config: LiveConfig) -> str | None:
+    """The gateway's local URL with the player token in its fragment (kept out of server logs and
+    Referer headers), read from the Secret the gateway's pod mounts as its token; None without a
+    gateway or a token."""
+    if not config.web_port:
+        return None
+    try:
+        deployment = client.AppsV1Api(api).read_namespaced_deployment(f"{config.release}-streaming", config.namespace)
+        names = [v.secret.secret_name for v in deployment.spec.template.spec.volumes or []
+                 if v.name == "token" and v.secret]
+        if not names:
+            return None
+        secret = client.CoreV1Api(api).read_namespaced_secret(names[0], config.namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    token = (secret.data or {}).get("token")
+    return f"{config.web_url}#token={base64.b64decode(token).decode()}" if token else None
+
+
+def write_player_url(api: client.ApiClient, config: LiveConfig, path: Path) -> bool:
+    """Write the player's URL to ``path`` (mode 0600: it holds the token); whether it changed."""
+    url = player_url(api, config)
+    if url is None:
+        return False
+    if path.exists() and path.read_text().strip() == url:
+        return False
+    atomic_write(path, f"{url}\n".encode(), mode=0o600)
+    return True
 
 
 def tail(path: Path, lines: int = 15) -> str:

@@ -40,13 +40,24 @@ def accepting(port: int, host: str = LOOPBACK, timeout: float = 1.0) -> bool:
 def wait_accepting(ports: list[int], host: str, timeout: float, alive=lambda: True) -> list[int]:
     """Wait until every port accepts connections; the ones that still do not at
     ``timeout`` (or when ``alive()`` turns false) are returned."""
+    return _wait_until(lambda port: accepting(port, host), ports, timeout, alive)
+
+
+def wait_listening(ports: list[int], host: str, timeout: float, alive=lambda: True) -> list[int]:
+    """As ``wait_accepting``, but without connecting: a port counts once it cannot be bound any
+    more.  For listeners where a connection is not free, such as a port-forward, which
+    dials its pod for each one."""
+    return _wait_until(lambda port: not bindable(port, host), ports, timeout, alive)
+
+
+def _wait_until(ready, ports: list[int], timeout: float, alive) -> list[int]:
     deadline = time.monotonic() + timeout
     waiting = list(ports)
     while waiting and alive() and time.monotonic() < deadline:
-        waiting = [port for port in waiting if not accepting(port, host)]
+        waiting = [port for port in waiting if not ready(port)]
         if waiting:
             time.sleep(0.2)
-    return [port for port in waiting if not accepting(port, host)]
+    return [port for port in waiting if not ready(port)]
 
 
 def ephemeral_range() -> tuple[int, int]:

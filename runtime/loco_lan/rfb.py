@@ -3,7 +3,11 @@
 Speaks protocol 3.3, 3.7 and 3.8 with security None or VNC authentication,
 asks for 32-bit true colour and decodes Raw, CopyRect and ZRLE rectangles plus
 the DesktopSize pseudo-encoding (Windows 98 changes mode while booting) into a
-numpy RGB framebuffer.
+numpy RGB framebuffer. The guest's own colour depth (8, 16 or 32 bits) does not
+matter: the server converts to the format asked for.
+
+With QEMU's audio extension (``-vnc ...,audiodev=snd0``; :meth:`RFBClient.start_audio`)
+the guest's sound card output comes over the same connection as raw PCM.
 
 A reader task owns the socket: it parses each server message completely, then
 applies the whole framebuffer update at once, so callers never see half an
@@ -14,6 +18,8 @@ update and a caller's timeout never leaves the stream mid-message::
         async for update in vnc.updates():     # incremental updates as they come
             ...
         await vnc.pointer(10, 10, buttons=1)
+        await vnc.start_audio()                # QEMU only: 48 kHz stereo s16le
+        pcm = await vnc.audio(0.1)             # what arrived since the last call
 """
 
 import asyncio
@@ -34,7 +40,13 @@ from loco_lan.errors import LocoError
 
 RAW, COPY_RECT, ZRLE = 0, 1, 16
 DESKTOP_SIZE = -223
-ENCODINGS = (ZRLE, COPY_RECT, RAW, DESKTOP_SIZE)
+QEMU_AUDIO = -259  # pseudo-encoding: the server acknowledges it with an empty rectangle
+ENCODINGS = (ZRLE, COPY_RECT, RAW, DESKTOP_SIZE, QEMU_AUDIO)
+QEMU_MESSAGE, QEMU_AUDIO_SUBTYPE = 255, 1
+AUDIO_ENABLE, AUDIO_DISABLE, AUDIO_SET_FORMAT = 0, 1, 2
+AUDIO_END, AUDIO_BEGIN, AUDIO_DATA = 0, 1, 2  # server operations
+AUDIO_S16 = 3
+AUDIO_BACKLOG = 1.0  # seconds of sound kept for a slow reader; older sound is dropped
 
 SECURITY_NONE, SECURITY_VNC = 1, 2
 # 32 bpp, depth 24, little endian, true colour, 8 bits per channel at shifts 16/8/0:
@@ -108,6 +120,12 @@ class RFBClient:
         self._failure: BaseException | None = None
         self._resized = False  # a DesktopSize came and no full update was asked for since
         self._task: asyncio.Task | None = None
+        self.audio_supported = False  # the server acknowledged QEMU's audio extension
+        self.audio_format = (48000, 2)  # rate, channels; samples are signed 16-bit little endian
+        self._audio: deque[bytes] = deque()
+        self._audio_bytes = 0
+        self._audio_ready = asyncio.Event()
+        self.audio_dropped = 0  # bytes dropped because nobody read them in time
 
     # -- connection -------------------------------------------------------------------------------
 
@@ -239,9 +257,23 @@ class RFBClient:
             self._resized = False
         await self._send(struct.pack(">BBHHHH", 3, 1 if incremental else 0, x, y, width, height))
 
+    @property
+    def serial(self) -> int:
+        """How many FramebufferUpdates have been applied: a mark to wait past (:meth:`update_after`)."""
+        return self._serial
+
+    @property
+    def resize_pending(self) -> bool:
+        """The desktop changed size and no full update was asked for since."""
+        return self._resized
+
     async def next_update(self, timeout: float | None = None) -> Update:
         """Wait for the next FramebufferUpdate to be applied (one finishing after this call)."""
         return await self._update_after(self._serial, timeout)
+
+    async def update_after(self, seen: int, timeout: float | None = None) -> Update:
+        """Everything applied since serial ``seen`` (waiting for it if nothing was yet)."""
+        return await self._update_after(seen, timeout)
 
     async def updates(self, timeout: float | None = None) -> AsyncIterator[Update]:
         """Request and yield updates forever: incremental, or full after a resize."""
@@ -305,6 +337,52 @@ class RFBClient:
         """The current screen as PNG bytes."""
         return to_png(await self.refresh(timeout))
 
+    # -- sound (QEMU's audio extension) -----------------------------------------------------------
+
+    async def start_audio(self, rate: int = 48000, channels: int = 2, timeout: float | None = None) -> None:
+        """Ask the server to stream the guest's sound; RFBError when it cannot (not QEMU, or QEMU
+        without ``-vnc ...,audiodev=``). QEMU acknowledges the extension as soon as it reads our
+        encodings, so the answer to an update asked for now comes after it."""
+        if not self.audio_supported:
+            seen = self._serial
+            await self.request_update(incremental=True)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timeout if timeout is None else timeout), self._changed:
+                    await self._changed.wait_for(
+                        lambda: self.audio_supported or self._failure is not None or self._serial > seen
+                    )
+        if not self.audio_supported:
+            raise RFBError(f"{self.address} does not stream sound (QEMU needs -vnc ...,audiodev=<id>)")
+        self.audio_format = (rate, channels)
+        await self._send(struct.pack(">BBHBBI", QEMU_MESSAGE, QEMU_AUDIO_SUBTYPE, AUDIO_SET_FORMAT,
+                                     AUDIO_S16, channels, rate))
+        await self._send(struct.pack(">BBH", QEMU_MESSAGE, QEMU_AUDIO_SUBTYPE, AUDIO_ENABLE))
+
+    async def audio(self, timeout: float | None = None) -> bytes:
+        """The sound that arrived since the last call (interleaved s16le), waiting up to ``timeout``
+        seconds for some; b"" when none came. RFBError once the connection is lost."""
+        if not self._audio and self._failure is None:
+            self._audio_ready.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._audio_ready.wait(), timeout)
+        if not self._audio and self._failure is not None:
+            raise RFBError(f"VNC connection to {self.address} lost: {self._failure}") from self._failure
+        chunks = b"".join(self._audio)
+        self._audio.clear()
+        self._audio_bytes = 0
+        return chunks
+
+    def _keep_audio(self, data: bytes) -> None:
+        rate, channels = self.audio_format
+        limit = int(AUDIO_BACKLOG * rate) * channels * 2
+        self._audio.append(data)
+        self._audio_bytes += len(data)
+        while self._audio_bytes > limit and len(self._audio) > 1:
+            dropped = self._audio.popleft()
+            self._audio_bytes -= len(dropped)
+            self.audio_dropped += len(dropped)
+        self._audio_ready.set()
+
     # -- input ------------------------------------------------------------------------------------
 
     async def pointer(self, x: int, y: int, buttons: int = 0) -> None:
@@ -343,6 +421,8 @@ class RFBClient:
                 elif kind == 3:  # ServerCutText (negative length: extended clipboard)
                     (length,) = struct.unpack(">xxxi", await self._reader.readexactly(7))
                     await self._reader.readexactly(abs(length))
+                elif kind == QEMU_MESSAGE:
+                    await self._qemu_message()
                 else:
                     raise RFBError(f"unknown server message type {kind}")
         except asyncio.IncompleteReadError:
@@ -351,6 +431,17 @@ class RFBClient:
             self._failure = exc
         async with self._changed:
             self._changed.notify_all()
+        self._audio_ready.set()
+
+    async def _qemu_message(self) -> None:
+        subtype, operation = struct.unpack(">BH", await self._reader.readexactly(3))
+        if subtype != QEMU_AUDIO_SUBTYPE:
+            raise RFBError(f"unknown QEMU server message {subtype}")
+        if operation == AUDIO_DATA:
+            (length,) = struct.unpack(">I", await self._reader.readexactly(4))
+            self._keep_audio(await self._reader.readexactly(length))
+        elif operation not in (AUDIO_BEGIN, AUDIO_END):
+            raise RFBError(f"unknown QEMU audio operation {operation}")
 
     async def _framebuffer_update(self) -> None:
         (count,) = struct.unpack(">xH", await self._reader.readexactly(3))
@@ -370,8 +461,15 @@ class RFBClient:
                 ops.append(("put", x, y, decode_zrle(data, width, height)))
             elif encoding == DESKTOP_SIZE:
                 ops.append(("resize", width, height, None))
+            elif encoding == QEMU_AUDIO:
+                self.audio_supported = True
+                rects.pop()  # an acknowledgement, not a change of the screen
             else:
                 raise RFBError(f"server sent encoding {encoding}, which we did not ask for")
+        if count and not rects:  # only acknowledgements (QEMU audio): nothing of the screen changed
+            async with self._changed:
+                self._changed.notify_all()
+            return
         # Apply the whole update at once: observers only ever see complete frames.
         resized = False
         for op, a, b, payload in ops:

@@ -2,15 +2,26 @@
 
 A pull writes a record beside the image (``<image>.snapshot.json``) naming the
 manifest digest it came from, so pulling the same thing again is a no-op.  The
-image is written to a temp file in the destination directory, verified (digest
-while streaming, then ``qemu-img check``) and only then renamed into place: a
-failed pull leaves nothing behind and an existing image untouched.
+image is written to a file beside the destination, verified (digest while
+streaming, then ``qemu-img check``) and only then renamed into place: an
+existing image is never touched by a failed pull.
+
+A qcow2 layer (form (b)) downloads into ``.<image>.<digest>.partial``, fsynced
+and recorded (``.partial.json``) every 64 MiB: a pull that dies, or is killed,
+is resumed by the next run from the last recorded byte (the prefix is hashed
+again locally, so the whole blob is still verified).  A tar layer (form (a))
+cannot be resumed mid-stream; what such a pull leaves, and partials of another
+digest, are removed by the next pull into the same place.  One pull at a time
+per destination directory (a lock on the directory).
 """
 
 import contextlib
 import errno
+import fcntl
 import hashlib
+import io
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -20,13 +31,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from loco_lan.errors import LocoError
-from loco_lan.fsutil import atomic_write
-from loco_lan.oci import Client, NotFound, Reference, extract, push_artifact, resolve
+from loco_lan.fsutil import atomic_write, file_sha256, fsync_dir
+from loco_lan.oci import Client, IntegrityError, NotFound, Reference, Unreachable, extract, push_artifact, resolve
 from loco_lan.oci.client import CHUNK
-from loco_lan.oci.disk import now_rfc3339
+from loco_lan.oci.disk import now_rfc3339, qcow2_layer, resume_qcow2
 from loco_lan.progress import Progress, human_bytes
 
+log = logging.getLogger(__name__)
 RECORD_SUFFIX = ".snapshot.json"
+CHECKPOINT_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,8 @@ class Result:
     sha256: str | None = None
     size: int | None = None
     virtual_size: int | None = None
+    resumed_from: int = 0
+    """Bytes an earlier, interrupted pull had already written and this one kept."""
 
     @property
     def changed(self) -> bool:
@@ -58,7 +73,8 @@ class Result:
             "pushed": f"{self.path} -> {self.reference}",
             "current": f"{self.path} matches {self.reference}",
         }[self.action]
-        return f"{self.action}: {what} ({self.digest or 'digest not known yet'}{sizes})"
+        resumed = f", resumed from {human_bytes(self.resumed_from)}" if self.resumed_from else ""
+        return f"{self.action}: {what} ({self.digest or 'digest not known yet'}{sizes}{resumed})"
 
 
 # -- qcow2 inspection --------------------------------------------------------
@@ -92,18 +108,6 @@ def check_qcow2(path: Path) -> None:
         raise LocoError(f"qemu-img check failed for {path}: {reason}")
 
 
-def file_sha256(path: Path, progress: bool = False) -> str:
-    digest = hashlib.sha256()
-    buffer = bytearray(CHUNK)
-    view = memoryview(buffer)
-    with path.open("rb") as handle, _progress(f"hashing {path.name}", path.stat().st_size, progress) as shown:
-        while count := handle.readinto(buffer):
-            digest.update(view[:count])
-            if shown:
-                shown.update(count)
-    return "sha256:" + digest.hexdigest()
-
-
 # -- files -------------------------------------------------------------------
 
 
@@ -128,6 +132,7 @@ def staged(dest: Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+    fsync_dir(dest.parent)
 
 
 def record_path(image: Path) -> Path:
@@ -203,17 +208,34 @@ def pull(
         return _current(dest, ref, record)
     if check_mode:
         return Result("pulled", str(dest), str(ref), disk.digest, size=disk.qcow2_size)
-    free = _free_bytes(dest.parent)
-    if disk.qcow2_size and disk.qcow2_size > free:
-        needed = human_bytes(disk.qcow2_size)
-        raise LocoError(f"no space for {ref} at {dest.parent}: needs {needed}, {human_bytes(free)} free")
-    with _disk_errors(dest, f"pulling {ref}"), staged(dest) as tmp:
-        with tmp.open("wb") as out, _progress(f"pulling {ref}", disk.download_size, progress) as shown:
-            got = extract(client, disk, out, member=member, progress=shown)
-        size_virtual = virtual_size(tmp)
-        check_qcow2(tmp)
-        with contextlib.suppress(FileNotFoundError):
-            record_path(dest).unlink()  # the old record must not vouch for the new file
+    layer = qcow2_layer(disk, member)
+    with _pull_lock(dest):
+        partial = partial_path(dest, layer["digest"]) if layer else None
+        _sweep(dest, keep=partial)
+        have = _checkpointed(partial, layer) if layer else 0
+        free = _free_bytes(dest.parent)
+        if disk.qcow2_size and disk.qcow2_size - have > free:
+            needed = human_bytes(disk.qcow2_size - have)
+            raise LocoError(f"no space for {ref} at {dest.parent}: needs {needed}, {human_bytes(free)} free")
+        with _disk_errors(dest, f"pulling {ref}"):
+            if layer:
+                try:
+                    got, size_virtual = _pull_resumable(client, disk, layer, partial, have, dest, ref, progress)
+                except IntegrityError:
+                    if not have:
+                        raise
+                    # The kept prefix was not what it seemed (changed on disk since): once more, from zero.
+                    log.warning("%s: the resumed download failed verification; downloading it again", dest)
+                    have = 0
+                    got, size_virtual = _pull_resumable(client, disk, layer, partial, have, dest, ref, progress)
+            else:
+                with staged(dest) as tmp:
+                    with tmp.open("wb") as out, _progress(f"pulling {ref}", disk.download_size, progress) as shown:
+                        got = extract(client, disk, out, member=member, progress=shown)
+                    size_virtual = virtual_size(tmp)
+                    check_qcow2(tmp)
+                    with contextlib.suppress(FileNotFoundError):
+                        record_path(dest).unlink()  # the old record must not vouch for the new file
     stat = dest.stat()
     atomic_write(
         record_path(dest),
@@ -233,7 +255,123 @@ def pull(
         )
         + "\n",
     )
-    return Result("pulled", str(dest), str(ref), disk.digest, got.sha256, stat.st_size, size_virtual)
+    return Result("pulled", str(dest), str(ref), disk.digest, got.sha256, stat.st_size, size_virtual, have)
+
+
+def partial_path(dest: Path, digest: str) -> Path:
+    """Where a resumable pull of the blob ``digest`` into ``dest`` keeps what it has so far."""
+    return dest.with_name(f".{dest.name}.{digest.removeprefix('sha256:')[:16]}.partial")
+
+
+def _checkpoint_path(partial: Path) -> Path:
+    return partial.with_name(partial.name + ".json")
+
+
+def _checkpointed(partial: Path, layer: dict) -> int:
+    """Bytes of ``partial`` known to be on disk (fsynced, then recorded), 0 when nothing usable."""
+    try:
+        record = json.loads(_checkpoint_path(partial).read_text())
+        size = partial.stat().st_size
+    except (OSError, ValueError):
+        return 0
+    done = record.get("bytes") if isinstance(record, dict) and record.get("layer") == layer["digest"] else None
+    return done if isinstance(done, int) and 0 < done <= min(size, int(layer["size"])) else 0
+
+
+@contextlib.contextmanager
+def _pull_lock(dest: Path) -> Iterator[None]:
+    """One pull at a time into ``dest``'s directory (a lock on the directory itself: no lock file)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(dest.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LocoError(f"another pull into {dest.parent} is running") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _sweep(dest: Path, keep: Path | None) -> None:
+    """Remove what earlier pulls into ``dest`` left and this one cannot use (under the pull lock)."""
+    kept = {keep, _checkpoint_path(keep)} if keep else set()
+    for pattern in (f".{dest.name}.*.partial", f".{dest.name}.*.partial.json", f".{dest.name}.*.tmp"):
+        for leftover in dest.parent.glob(pattern):
+            if leftover not in kept:
+                leftover.unlink(missing_ok=True)
+
+
+def _pull_resumable(client: Client, disk, layer: dict, partial: Path, have: int, dest: Path, ref: Reference,
+                    progress: bool) -> tuple:
+    """Download the qcow2 layer into ``partial`` from byte ``have``, check it, rename it over ``dest``."""
+    prefix = hashlib.sha256()
+    partial.touch()
+    with partial.open("r+b") as out:
+        out.truncate(have)
+        while out.tell() < have and (chunk := out.read(min(CHUNK, have - out.tell()))):
+            prefix.update(chunk)
+        out.seek(have)
+        with _progress(f"pulling {ref}", disk.download_size, progress) as shown:
+            if shown:
+                shown.reset(have)
+            checkpoints = _Checkpoints(out, partial, layer["digest"], have)
+            try:
+                got = resume_qcow2(client, disk, checkpoints, have, prefix, progress=shown)
+            except Unreachable as exc:
+                if not checkpoints.saved:
+                    raise
+                # The registry went away: what is safely on disk stays for the next run, so say so.
+                raise Unreachable(f"{exc}; the {human_bytes(checkpoints.saved)} saved so far are kept in "
+                                  f"{partial} and the next pull resumes from there") from None
+            except IntegrityError:
+                _discard_partial(partial)  # what it holds is not the blob: nothing to resume
+                raise
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    _discard_partial(partial)  # give the space back; a later pull starts again
+                raise
+        out.flush()
+        os.fsync(out.fileno())
+    try:
+        size_virtual = virtual_size(partial)
+        check_qcow2(partial)
+    except LocoError:
+        _discard_partial(partial)
+        raise
+    with contextlib.suppress(FileNotFoundError):
+        record_path(dest).unlink()  # the old record must not vouch for the new file
+    partial.chmod(0o644)
+    os.replace(partial, dest)
+    _checkpoint_path(partial).unlink(missing_ok=True)
+    return got, size_virtual
+
+
+def _discard_partial(partial: Path) -> None:
+    partial.unlink(missing_ok=True)
+    _checkpoint_path(partial).unlink(missing_ok=True)
+
+
+class _Checkpoints(io.RawIOBase):
+    """Writes to ``out``; every CHECKPOINT_BYTES fsyncs it and records how much is safely there."""
+
+    def __init__(self, out, partial: Path, digest: str, done: int):
+        super().__init__()
+        self.out, self.record, self.digest = out, _checkpoint_path(partial), digest
+        self.done = self.saved = done
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        count = self.out.write(data)
+        self.done += count
+        if self.done - self.saved >= CHECKPOINT_BYTES:
+            self.out.flush()
+            os.fsync(self.out.fileno())
+            atomic_write(self.record, json.dumps({"layer": self.digest, "bytes": self.done}))
+            self.saved = self.done
+        return count
 
 
 def _current(dest: Path, ref: Reference, record: dict) -> Result:

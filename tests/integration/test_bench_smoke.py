@@ -15,6 +15,8 @@ RUNS = {
     "bench_upload.py": (["--size-mib", "8", "--runs", "1"], "goal >= 0.80x"),
     "bench_focus_fanout.py": (["--clients", "20", "--changes", "5", "--seconds", "0.5", "--rounds", "1"],
                               "goal p99 < 20 ms"),
+    "bench_stream.py": (["--presses", "3", "--viewers", "1,2", "--guests", "1", "--seconds", "1"],
+                        "goal: latency median <= 60 ms"),
 }
 
 

@@ -135,17 +135,30 @@ def test_nested_mounts_pick_the_deepest():
 
 
 def test_emulator_env_as_the_chart_sets_it():
-    env = emulator_env(POD, MOUNTS, Path("/pods/u-1"), no_objects, host_env={"PATH": "/venv/bin:/usr/bin"})
+    asked = []
+    env = emulator_env(POD, MOUNTS, Path("/pods/u-1"), no_objects, host_env={"PATH": "/venv/bin:/usr/bin"},
+                       hub_port=lambda master: asked.append(master) or 40444)
     assert env["INSTANCE_ID"] == "instance-2"
     assert env["LOCO_DISK"] == env["DISK"] == "/pv/disk/win98.qcow2"
     assert env["LOCO_DISK_READONLY"] == "true"  # the disk's volume is mounted read-only
     assert env["LOCO_OVERLAY_DIR"] == "/pods/u-1/volumes/overlay"
     assert env["LOCO_QMP_SOCKET"] == "qmp.sock"  # relative to the pod directory, the working directory
-    assert env["NETWORK_MODE"] == "user"
+    assert env["NETWORK_MODE"] == "user" and not asked  # unless annotated: see the socket test below
     assert env["LOCO_VNC_LISTEN"] == env["LOCO_HEALTH_LISTEN"] == "127.0.0.1"
     assert env["HOSTNAME"] == "loco-emulator-2"
     assert env["PATH"] == "/venv/bin:/usr/bin"
     assert env["QEMU_MEMORY"] == "32"
+
+
+def test_a_local_socket_lan_joins_instance_0s_hub_over_loopback():
+    pod = {**POD, "metadata": {**POD["metadata"], "annotations": {"loco.lan/local-network-mode": "socket"}}}
+    asked = []
+    env = emulator_env(pod, MOUNTS, Path("/pods/u-1"), no_objects, host_env={},
+                       hub_port=lambda master: asked.append(master) or 40444)
+    assert env["NETWORK_MODE"] == "socket"
+    lan = (env["SOCKET_MASTER_HOST"], env["SOCKET_PORT"], env["LOCO_LAN_LISTEN"])
+    assert lan == ("127.0.0.1", "40444", "127.0.0.1")
+    assert asked == ["lan/loco-emulator-0.loco-emulator"]  # instance 0 of its StatefulSet, by the pod name
 
 
 def test_emulator_env_defaults_stay_inside_the_pod():
@@ -169,6 +182,7 @@ def test_secret_password_file_is_translated():
 def test_ports_and_backoff():
     env = with_ports({"A": "1"}, 35901, 38080)
     assert env == {"A": "1", "LOCO_VNC_DISPLAY": "30001", "LOCO_HEALTH_PORT": "38080"}
+    assert with_ports({}, 35901, 38080, 34555)["LOCO_GUEST_CHANNEL"] == "127.0.0.1:34555"
     with pytest.raises(ValueError):
         with_ports({}, 5900, 1)
     assert [backoff(n) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from loco_lan.diskupload import HASH_FILE, MIB, UploadRequest, append_script, parse_quantity, required_bytes
+from loco_lan.diskupload import HASH_FILE, MIB, UploadRequest, required_bytes
 from loco_lan.errors import LocoError
+from loco_lan.kube import parse_quantity
 
 HEX = "ab" * 32
 
@@ -32,12 +33,23 @@ def test_quantities_and_sizes():
     assert parse_quantity("4Gi") == 4 << 30
     assert parse_quantity("500M") == 500 * 10**6
     assert parse_quantity("1536") == 1536
-    # 1 GiB image: +10 % headroom, +64 MiB for the filesystem, rounded up to whole MiB.
-    assert required_bytes(1 << 30) == (1127 + 64) * MIB
+    # 1 GiB image: room for it and its replacement, +10 % headroom, +64 MiB for the filesystem, whole MiB.
+    assert required_bytes(1 << 30) == 2215 * MIB  # 2 x 1024 + 102.4 + 64, rounded up
 
 
-def test_the_stream_is_hashed_as_it_lands_only_with_a_slow_hasher_from_byte_zero():
-    assert append_script("/disk/.p", 0, "sha256sum") == ("tee -a '/disk/.p' | sha256sum", True)
-    assert append_script("/disk/.p", 0, "openssl") == ("cat >> '/disk/.p'", False)
-    assert append_script("/disk/.p", 4096, "sha256sum") == ("cat >> '/disk/.p'", False)
-    assert set(HASH_FILE) == {"openssl", "sha256sum"}
+def test_the_volume_file_is_hashed_by_path_argument_never_spliced_into_the_script():
+    assert HASH_FILE == {"openssl": 'openssl dgst -sha256 -r "$1"', "sha256sum": 'sha256sum "$1"'}
+
+
+@pytest.mark.parametrize("name", ["x'; rm -rf /disk; '", "../etc/passwd", "a/b.qcow2", ".hidden", "", "a b",
+                                  "$(reboot)", "x" * 129])
+def test_a_file_name_that_is_not_a_plain_name_is_refused(name):
+    with pytest.raises(LocoError, match="is not a plain file name"):
+        UploadRequest(image=Path("disk.qcow2"), pvc="disk", namespace="loco", file_name=name)
+
+
+@pytest.mark.parametrize("modes", [("ReadOnlyMany",), ()])
+def test_access_modes_that_leave_the_claim_read_only_are_refused(modes):
+    with pytest.raises(LocoError, match="leave the claim read-only"):
+        UploadRequest(image=Path("disk.qcow2"), pvc="disk", namespace="loco", access_modes=modes)
+    UploadRequest(image=Path("disk.qcow2"), pvc="disk", namespace="loco", access_modes=("ReadWriteMany",))

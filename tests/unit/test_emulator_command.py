@@ -15,7 +15,7 @@ def option(command: list[str], flag: str) -> list[str]:
 def test_guest_hardware_as_the_snapshot_expects():
     command = build_command(from_env({}), DISK, "kvm")
     assert command[0] == "qemu-system-i386"
-    assert option(command, "-machine") == ["pc"] and option(command, "-cpu") == ["pentium2"]
+    assert option(command, "-machine") == ["pc,pcspk-audiodev=snd0"] and option(command, "-cpu") == ["pentium2"]
     assert option(command, "-m") == ["512"] and option(command, "-accel") == ["kvm"]
     assert option(command, "-drive") == ["file=/images/win98.qcow2,format=qcow2,if=ide,index=0,media=disk"]
     assert option(command, "-vga") == ["std"]
@@ -26,9 +26,9 @@ def test_guest_hardware_as_the_snapshot_expects():
 
 def test_vnc_display_listen_and_password_flag():
     command = build_command(from_env({"LOCO_VNC_DISPLAY": "7", "LOCO_VNC_LISTEN": "127.0.0.1"}), DISK, "tcg")
-    assert option(command, "-vnc") == ["127.0.0.1:7"]
+    assert option(command, "-vnc") == ["127.0.0.1:7,audiodev=snd0"]
     command = build_command(from_env({"VNC_PASSWORD": "hunter2"}), DISK, "tcg")
-    assert option(command, "-vnc") == ["0.0.0.0:1,password=on"]
+    assert option(command, "-vnc") == ["0.0.0.0:1,password=on,audiodev=snd0"]
     assert not any("hunter2" in arg for arg in command)
 
 
@@ -72,9 +72,17 @@ def test_other_network_modes():
     assert option(none, "-nic") == ["none"] and not option(none, "-netdev")
 
 
+def test_sound_reaches_vnc_clients():
+    command = build_command(from_env({"NETWORK_MODE": "user"}), DISK, "tcg")
+    assert option(command, "-audiodev") == ["none,id=snd0"]
+    assert option(command, "-vnc")[0].endswith(",audiodev=snd0")
+    assert "pcspk-audiodev=snd0" in option(command, "-machine")[0]
+
+
 def test_audio_can_be_left_out_and_commas_escaped():
     command = build_command(
         from_env({"LOCO_AUDIO": "false", "NETWORK_MODE": "user"}), Path("/d/a,b.qcow2"), "tcg"
     )
     assert not option(command, "-audiodev")
+    assert option(command, "-machine") == ["pc"] and "audiodev" not in option(command, "-vnc")[0]
     assert option(command, "-drive")[0].startswith("file=/d/a,,b.qcow2,")

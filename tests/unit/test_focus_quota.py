@@ -141,3 +141,40 @@ def test_quiet_periods_reassert_everything():
 
     backend = asyncio.run(scenario())
     assert backend.passes[:3] == [{"instance-0": False, "instance-1": True}] * 3
+
+
+def test_a_change_that_failed_is_applied_again_when_the_focus_flips_back():
+    """A share asked for but not done (a kubelet still resizing) leaves the emulator in an unknown
+    state: focusing it again must re-apply, not count on what it had before."""
+
+    class Slow:
+        name = "slow"
+
+        def __init__(self):
+            self.calls, self.fail = [], True
+
+        async def apply(self, changes):
+            self.calls.append(dict(changes))
+            return {i: "waiting for the kubelet" for i, f in changes.items() if not f and self.fail}
+
+        async def release(self, ids):
+            pass
+
+    async def scenario():
+        backend = Slow()
+        applier = QuotaApplier(backend, settle=0, retry_min=0.01, retry_max=0.01, resync=60)
+        task = asyncio.create_task(applier.run())
+        applier.want({"a": True})
+        while applier.pending or not backend.calls:
+            await asyncio.sleep(0.01)
+        applier.want({"a": False})  # fails: asked, not applied
+        while len(backend.calls) < 2:
+            await asyncio.sleep(0.01)
+        applier.want({"a": True})  # back: must be applied again
+        while applier.pending:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        return backend.calls
+
+    calls = asyncio.run(scenario())
+    assert calls[0] == {"a": True} and {"a": False} in calls and calls[-1] == {"a": True}

@@ -31,7 +31,7 @@ def test_pod_status(the_pod, expected):
 
 
 def entries(count):
-    return [{"id": f"instance-{i}", "name": f"Loco {i + 1}", "description": "", "streamUrl": "/s",
+    return [{"id": f"instance-{i}", "name": f"Loco {i + 1}", "description": "", "streamUrl": f"/stream/instance-{i}",
              "vncUrl": f"h{i}:5901", "healthUrl": f"http://h{i}:8080", "provisioned": True, "ready": True,
              "status": "ready"} for i in range(count)]
 
@@ -44,7 +44,7 @@ def test_hotkeys_bind_the_first_nine():
 def test_write_config_changes_only_what_differs_and_keeps_user_files(tmp_path):
     first = instances.write_config(tmp_path, entries(3))
     assert first.changed and sorted(first.created) == ["active.json", "hotkeys.json"]
-    assert json.loads((tmp_path / "active.json").read_text()) == {"active": []}
+    assert json.loads((tmp_path / "active.json").read_text()) == {"active": [], "seq": 0}
     (tmp_path / "hotkeys.json").write_text('{"focus": {"F1": "instance-2"}}\n')  # a user's edit
     again = instances.write_config(tmp_path, entries(3))
     assert not again.changed and again.created == []
@@ -65,3 +65,17 @@ def test_schema_rejects_a_bad_entry():
     with pytest.raises(LocoError, match="instances.json would be invalid"):
         instances.validate(bad)
     instances.validate(entries(2))
+
+
+@pytest.mark.parametrize("url", ["ws://loco-emulator-0.loco-emulator:8080/stream", "/s", "http://gw/stream/"])
+def test_a_stream_url_not_of_the_gateways_shape_is_refused(url):
+    bad = entries(1)
+    bad[0]["streamUrl"] = url
+    with pytest.raises(LocoError, match="streamUrl"):
+        instances.validate(bad)
+
+
+def test_stream_urls_of_the_gateway_pass_absolute_or_relative():
+    good = entries(2)
+    good[1]["streamUrl"] = "https://loco.example/stream/instance-1"
+    instances.validate(good)

@@ -2,8 +2,10 @@ import socket
 import threading
 import time
 
+import pytest
+
 from loco_lan.liveaccess import LiveConfig
-from loco_lan.netutil import accepting, bindable, ephemeral_range, free_port, wait_accepting
+from loco_lan.netutil import accepting, bindable, ephemeral_range, free_port, wait_accepting, wait_listening
 
 
 def test_a_listener_makes_a_port_unbindable_and_accepting():
@@ -48,6 +50,15 @@ def test_wait_accepting_stops_when_its_process_dies():
     port = free_port()
     assert wait_accepting([port], "127.0.0.1", timeout=3600, alive=alive) == [port]
     assert len(checks) == 3
+
+
+def test_wait_listening_never_connects():
+    never = free_port()
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        assert wait_listening([server.getsockname()[1], never], "127.0.0.1", timeout=0.5) == [never]
+        server.setblocking(False)
+        with pytest.raises(BlockingIOError):  # nothing knocked: a port-forward would have dialled its pod
+            server.accept()
 
 
 def test_ephemeral_range_is_ordered():

@@ -6,8 +6,10 @@ import re
 
 import pytest
 import urllib3
+from urllib3.connection import HTTPConnection
 
 from loco_lan.oci import BlobReader, IntegrityError, Reference, RegistryError, Unreachable
+from loco_lan.oci.client import describe
 
 BLOB = os.urandom(10_000)
 DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
@@ -118,3 +120,9 @@ def test_more_bytes_than_declared():
 def test_only_sha256_digests():
     with pytest.raises(RegistryError, match="only sha256"):
         BlobReader(Registry(), REF, {"digest": "sha512:" + "0" * 128, "size": 1})
+
+
+def test_a_refused_connection_is_described_without_the_connection_object():
+    refused = urllib3.exceptions.NewConnectionError(
+        HTTPConnection("127.0.0.1", 5000), "Failed to establish a new connection: [Errno 111] Connection refused")
+    assert describe(refused) == "Failed to establish a new connection: [Errno 111] Connection refused"

@@ -3,10 +3,10 @@
 import gzip
 import hashlib
 import io
-import tarfile
 
 import pytest
 import zstandard
+from regkit import tar_bytes
 
 from loco_lan.oci import BadImage, RemoteDisk, extract
 from loco_lan.oci import manifest as mt
@@ -34,13 +34,8 @@ class Registry:
 
 
 def tar(members: dict[str, bytes], compress=None) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return compress(buffer.getvalue()) if compress else buffer.getvalue()
+    archive = tar_bytes(members)
+    return compress(archive) if compress else archive
 
 
 def image(*layers: tuple[bytes, str]) -> tuple[Registry, RemoteDisk]:

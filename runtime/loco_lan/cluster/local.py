@@ -25,10 +25,13 @@ from loco_lan.cluster.tools import Toolbox
 from loco_lan.errors import LocoError
 from loco_lan.fsutil import atomic_write
 from loco_lan.netutil import LOOPBACK, bindable, free_port
+from loco_lan.process import Started, start_time
 
 HOST = LOOPBACK
 PORT_NAMES = ("etcd", "etcd_peer", "apiserver", "kwok")
 STORAGE_CLASS = "loco-hostpath"
+# Volumes of this class are filesystems of the claim's size (tmpfs): they fill up like real disks.
+SIZED_STORAGE_CLASS = "loco-sized"
 PROVISIONER = "loco.lan/hostpath"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 
@@ -36,20 +39,6 @@ KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 def default_state_root() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
     return Path(base) / "loco-lan" / "clusters"
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours is not alive.
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
-            return False
-    return True
 
 
 def write_kubeconfig(path: Path, server: str, ca: Path, client: pki.KeyPair, user: str) -> None:
@@ -100,7 +89,7 @@ class LocalCluster:
     def status(self) -> dict:
         state = self._load()
         pids = state.get("pids", {})
-        running = {name: pid_alive(pid) for name, pid in pids.items()}
+        running = {name: _alive(started) for name, started in pids.items()}
         healthy = bool(pids) and all(running.values()) and self._apiserver_ready(state)
         return {
             "name": self.name,
@@ -144,10 +133,15 @@ class LocalCluster:
         pids = state.get("pids", {})
         # Stop in reverse start order so nothing keeps retrying a dead dependency.
         for name in reversed(list(pids)):
-            _terminate(pids[name])
+            started = Started.load(pids[name])
+            if started is not None:
+                _terminate(started)
         if pids:
             state["pids"] = {}
             self._save(state)
+        # The sized volumes' filesystems live in memory and go with the cluster (their PVs stay).
+        for mount in _mounts_under(self.volumes):
+            subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
         if purge and self.dir.exists():
             subprocess.run(["rm", "-rf", "--one-file-system", str(self.dir)], check=True)
 
@@ -271,7 +265,7 @@ class LocalCluster:
                 component.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=component.env, start_new_session=True, cwd=self.dir,
             )
-        state["pids"][component.name] = process.pid
+        state["pids"][component.name] = Started.of(process.pid).dump()
         self._save(state)
 
     def _wait(self, ready, what: str, deadline: float) -> None:
@@ -284,8 +278,8 @@ class LocalCluster:
         raise LocoError(f"timed out waiting for {what}; logs in {self.logs}")
 
     def _check_alive(self) -> None:
-        for name, pid in self._load().get("pids", {}).items():
-            if not pid_alive(pid):
+        for name, started in self._load().get("pids", {}).items():
+            if not _alive(started):
                 tail = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()[-5:]
                 raise LocoError(f"{name} exited during start-up: {' | '.join(tail)}")
 
@@ -315,18 +309,32 @@ class LocalCluster:
 
     def _seed_api(self) -> None:
         """What a fresh cluster needs before nodes and workloads: kwok's CRDs, nodes, storage."""
+        from kubernetes import client
+        from kubernetes.client.rest import ApiException
+
         from loco_lan import kube
 
         api = self.api()
         for crd in self.tools.kwok_assets().crds:
             kube.apply(api, yaml.safe_load(crd.read_text()))
-        kube.apply(api, {
-            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-            "metadata": {"name": STORAGE_CLASS,
-                         "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-            "provisioner": PROVISIONER, "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
-            "allowVolumeExpansion": True,
-        })
+        # Bound when a pod first needs them, as local-path does: a ReadWriteOnce volume then lives
+        # on that pod's node, and every later pod using it is scheduled there.
+        for name, extra in ((STORAGE_CLASS, {"metadata": {"annotations": {
+                "storageclass.kubernetes.io/is-default-class": "true"}}}),
+                (SIZED_STORAGE_CLASS, {"parameters": {"filesystem": "tmpfs"}})):
+            storage_class = {
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": name, **extra.get("metadata", {})},
+                "provisioner": PROVISIONER, "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer",
+                "allowVolumeExpansion": True, **{k: v for k, v in extra.items() if k != "metadata"},
+            }
+            try:
+                kube.apply(api, storage_class)
+            except ApiException as exc:  # a cluster made before: its class differs in immutable fields
+                if exc.status != 422:
+                    raise
+                client.StorageV1Api(api).delete_storage_class(name)
+                kube.apply(api, storage_class)
         for index in range(self.nodes):
             kube.apply(api, {
                 "apiVersion": "v1", "kind": "Node",
@@ -349,14 +357,36 @@ class LocalCluster:
         return len(ready) >= self.nodes
 
 
-def _terminate(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM the component's process group, then SIGKILL what is left after ``grace``."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
+def _mounts_under(directory: Path) -> list[str]:
+    """Mount points below ``directory``, deepest first."""
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    prefix = f"{directory}/"
+    points = [line.split()[1].encode().decode("unicode_escape") for line in lines if len(line.split()) > 1]
+    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
+
+
+def _alive(stored) -> bool:
+    started = Started.load(stored)
+    return started is not None and started.alive()
+
+
+def _terminate(started: Started, grace: float = 10.0) -> None:
+    """SIGTERM the component's process group, then SIGKILL what is left after ``grace``; nothing
+    when its pid now belongs to another process."""
+    if not started.signal(signal.SIGTERM):
+        return
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and pid_alive(pid):
+    while time.monotonic() < deadline and started.alive():
         with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+            os.waitpid(started.pid, os.WNOHANG)
         time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    if started.alive():
+        started.signal(signal.SIGKILL)
+    elif start_time(started.pid) is None:
+        # The leader is gone and no process has its pid: whatever still holds that number as its
+        # group is one of ours, left behind.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(started.pid, signal.SIGKILL)

@@ -4,9 +4,12 @@ A kwok pod annotated ``loco.lan/run-local: emulator`` gets one ``python -m
 loco_lan.emulator`` here, started with its container's environment resolved as
 Kubernetes resolves it, its container paths moved to the host directories behind
 the pod's volumes, VNC and health on free loopback ports (the agent publishes
-them as the pod's ports 5901 and 8080 through kwok's PortForward) and
-``NETWORK_MODE=user``: this machine has no cluster DNS, so the pods' socket LAN
-cannot form (the ``loco.lan/local-network-mode`` annotation picks another mode).
+them as the pod's ports 5901 and 8080 through kwok's PortForward), the guest channel
+(COM1, pod port 4555) on a free loopback port too, and ``NETWORK_MODE=user`` unless the
+``loco.lan/local-network-mode`` annotation picks another mode. With ``socket`` the LAN forms
+as in a cluster: instance 0's hub listens on a loopback port kept for its StatefulSet (so a
+restarted instance 0 comes back where its peers' uplinks look for it), and the peers'
+``SOCKET_MASTER_HOST`` (an in-cluster name this machine cannot resolve) points there.
 
 Each emulator runs in its own process group (QEMU is in it too), writes its
 output to ``<container>.out`` in the pod's directory (copied in CRI format into
@@ -30,16 +33,17 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loco_lan.cluster.local import pid_alive
 from loco_lan.cluster.sandbox import Mount
 from loco_lan.emulator import config as emulator_config
 from loco_lan.errors import LocoError
+from loco_lan.focus.quota import CgroupFs
 from loco_lan.netutil import bindable, free_port
+from loco_lan.process import pid_alive
 
 log = logging.getLogger("loco.agent")
 RUN_ANNOTATION = "loco.lan/run-local"
 NETWORK_ANNOTATION = "loco.lan/local-network-mode"
-VNC_PORT, HEALTH_PORT = 5901, 8080
+VNC_PORT, HEALTH_PORT, GUEST_CHANNEL_PORT = 5901, 8080, 4555
 # Container paths the emulator reads from its environment.
 PATH_VARIABLES = ("LOCO_DISK", "DISK", "LOCO_OVERLAY_DIR", "LOCO_VNC_PASSWORD_FILE")
 # Relative to the pod directory (the process's working directory): an absolute path there
@@ -142,8 +146,12 @@ def emulator_container(pod: dict) -> dict:
 
 
 def emulator_env(pod: dict, mounts: list[Mount], pod_dir: Path, lookup: Lookup,
-                 host_env: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The environment of a pod's local emulator, ports aside (see ``with_ports``)."""
+                 host_env: Mapping[str, str] = os.environ,
+                 hub_port: Callable[[str], int] | None = None) -> dict[str, str]:
+    """The environment of a pod's local emulator, ports aside (see ``with_ports``).
+
+    ``hub_port(master)`` is the loopback port of the socket LAN whose instance 0 is ``master``
+    (the peers' SOCKET_MASTER_HOST): the same for every instance of one StatefulSet."""
     meta = pod["metadata"]
     env = resolve_env(emulator_container(pod), pod, lookup)
     defaults = emulator_config.from_env({"NETWORK_MODE": "none"})  # the emulator's own defaults
@@ -161,8 +169,16 @@ def emulator_env(pod: dict, mounts: list[Mount], pod_dir: Path, lookup: Lookup,
     if read_only.get("LOCO_DISK" if "LOCO_DISK" in env else "DISK"):
         env["LOCO_DISK_READONLY"] = "true"
     mode = (meta.get("annotations") or {}).get(NETWORK_ANNOTATION, "user")
+    lan = {}
+    if mode == "socket":
+        name = pod["spec"].get("hostname") or meta["name"]
+        # A pod outside a StatefulSet is its own instance 0.
+        master = env.get("SOCKET_MASTER_HOST") or emulator_config.master_from_hostname(name) or name
+        port = hub_port(f"{meta.get('namespace', '')}/{master}") if hub_port else free_port()
+        lan = {"SOCKET_MASTER_HOST": "127.0.0.1", "SOCKET_PORT": str(port), "LOCO_LAN_LISTEN": "127.0.0.1"}
     return {
         **env,
+        **lan,
         "PATH": host_env.get("PATH", os.defpath),
         "HOSTNAME": pod["spec"].get("hostname") or meta["name"],
         "NETWORK_MODE": mode,
@@ -172,10 +188,13 @@ def emulator_env(pod: dict, mounts: list[Mount], pod_dir: Path, lookup: Lookup,
     }
 
 
-def with_ports(env: Mapping[str, str], vnc: int, health: int) -> dict[str, str]:
+def with_ports(env: Mapping[str, str], vnc: int, health: int, channel: int | None = None) -> dict[str, str]:
     if vnc <= 5900:
         raise ValueError(f"VNC port {vnc} is not above 5900")
-    return {**env, "LOCO_VNC_DISPLAY": str(vnc - 5900), "LOCO_HEALTH_PORT": str(health)}
+    ports = {"LOCO_VNC_DISPLAY": str(vnc - 5900), "LOCO_HEALTH_PORT": str(health)}
+    if channel:
+        ports["LOCO_GUEST_CHANNEL"] = f"127.0.0.1:{channel}"
+    return {**env, **ports}
 
 
 def cri_lines(data: bytes, stamp: str) -> tuple[bytes, int]:
@@ -196,16 +215,29 @@ def backoff(restarts: int) -> float:
 
 
 # -- processes ---------------------------------------------------------------
-def _free_ports() -> tuple[int, int]:
+def _free_ports() -> tuple[int, int, int]:
+    """VNC (above 5900), health, guest channel."""
     vnc = free_port()
     while vnc <= 5900:
         vnc = free_port()
-    return vnc, free_port()
+    return vnc, free_port(), free_port()
 
 
 def _die_with_parent() -> None:
     """In the child: SIGTERM when the agent dies, even by SIGKILL (the emulator then stops QEMU)."""
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _in_cgroup(cgroup: Path | None):
+    """What the child runs before exec: die with the agent, and join the pod's cgroup (so QEMU,
+    started later, is in it from its first instruction)."""
+
+    def prepare() -> None:
+        _die_with_parent()
+        if cgroup is not None:
+            (cgroup / "cgroup.procs").write_text("0")
+
+    return prepare
 
 
 def _group_alive(pgid: int) -> bool:
@@ -246,8 +278,12 @@ class LogFeed:
 class Emulator:
     """One pod's emulator process."""
 
-    def __init__(self, pod: str, container: str, pod_dir: Path, env: dict[str, str], log_file: Path):
+    def __init__(self, pod: str, container: str, pod_dir: Path, env: dict[str, str], log_file: Path,
+                 cgroups: CgroupFs | None = None):
         self.pod, self.container, self.dir, self.env = pod, container, pod_dir, env
+        self.cgroups = cgroups  # where the pod's cgroup (cpu controller) is made: its processes run there
+        self.cgroup = cgroups.base / pod_dir.name if cgroups else None  # named by the pod's uid
+        self.cpu_limit: int | None = None  # millicores last written to the cgroup
         self.log_file = log_file.with_suffix(".out")
         self.feed = LogFeed(self.log_file, log_file)
         self.ports = _free_ports()
@@ -256,6 +292,27 @@ class Emulator:
         self.exits = 0  # in all: the container's restartCount
         self.probe_failures = FAILURE_THRESHOLD  # not ready until /health first answers
         self.started = self.due = 0.0
+        self.restarting = False  # stopped on purpose (restart): back at once, not counted as a crash
+
+    # What differs between the kinds of local process (see localsvc.LocalService).
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "loco_lan.emulator"]
+
+    def environment(self) -> dict[str, str]:
+        return with_ports(self.env, *self.ports)
+
+    def probe_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports[1]}/health"
+
+    def local_ports(self) -> list[int]:
+        return list(self.ports)
+
+    def pick_ports(self) -> None:
+        self.ports = _free_ports()
+
+    def describe(self) -> str:
+        return (f"the emulator, VNC 127.0.0.1:{self.ports[0]}, health 127.0.0.1:{self.ports[1]}, "
+                f"guest channel 127.0.0.1:{self.ports[2]}")
 
     def ready(self) -> bool:
         """Readiness as a kubelet's probe judges it: ready from the first 200 of the emulator's
@@ -265,7 +322,7 @@ class Emulator:
             self.probe_failures = FAILURE_THRESHOLD
             return False
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[1]}/health", timeout=PROBE_TIMEOUT) as reply:
+            with urllib.request.urlopen(self.probe_url(), timeout=PROBE_TIMEOUT) as reply:
                 passed = reply.status == 200
         except (OSError, ValueError):  # refused, 503 (HTTPError is an OSError), garbled
             passed = False
@@ -273,24 +330,33 @@ class Emulator:
         return self.probe_failures < FAILURE_THRESHOLD
 
     def forwards(self) -> dict[str, str]:
-        return {str(VNC_PORT): f"127.0.0.1:{self.ports[0]}", str(HEALTH_PORT): f"127.0.0.1:{self.ports[1]}"}
+        return {str(port): f"127.0.0.1:{local}"
+                for port, local in zip((VNC_PORT, HEALTH_PORT, GUEST_CHANNEL_PORT), self.ports, strict=True)}
+
+    def limit_cpu(self, millis: int | None) -> None:
+        """The container's CPU limit on the pod's cgroup (None: no limit), as a CRI runtime sets it."""
+        if self.cgroups is None or millis == self.cpu_limit and self.cgroup.exists():
+            return
+        self.cgroups.set_cpus(self.dir.name, None if millis is None else millis / 1000)
+        self.cpu_limit = millis
+        log.info("%s: CPU limit %s", self.pod, "none" if millis is None else f"{millis}m")
 
     def start(self) -> None:
-        if not (bindable(self.ports[0]) and bindable(self.ports[1])):
-            self.ports = _free_ports()
+        if not all(bindable(port) for port in self.local_ports()):
+            self.pick_ports()
         self.dir.mkdir(parents=True, exist_ok=True)
+        if self.cgroup is not None:
+            self.cgroup.mkdir(exist_ok=True)
         with open(self.log_file, "ab") as out:
-            out.write(f"loco agent: starting the emulator, VNC 127.0.0.1:{self.ports[0]}, "
-                      f"health 127.0.0.1:{self.ports[1]}\n".encode())
+            out.write(f"loco agent: starting {self.describe()}\n".encode())
             out.flush()
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "loco_lan.emulator"], env=with_ports(self.env, *self.ports),
+                self.command(), env=self.environment(),
                 cwd=self.dir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent)
+                start_new_session=True, preexec_fn=_in_cgroup(self.cgroup))
         (self.dir / PID_FILE).write_text(f"{self.process.pid}\n")
         self.started = time.monotonic()
-        log.info("started the emulator of %s (pid %d, VNC %d, health %d)",
-                 self.pod, self.process.pid, *self.ports)
+        log.info("started %s of %s (pid %d)", self.describe(), self.pod, self.process.pid)
 
     def tend(self, now: float) -> None:
         """Restart the emulator once its backoff has passed, if it died; pass its output on."""
@@ -305,11 +371,14 @@ class Emulator:
         _signal_group(self.process.pid, signal.SIGKILL)  # a QEMU left behind must not run twice
         if now - self.started >= HEALTHY_RUN:
             self.restarts = 0
-        delay = backoff(self.restarts)
-        self.restarts += 1
-        self.exits += 1
+        if self.restarting:
+            delay, self.restarting = 0.0, False
+        else:
+            delay = backoff(self.restarts)
+            self.restarts += 1
+            self.exits += 1
         self.process, self.due = None, now + delay
-        message = f"loco agent: the emulator exited with status {code}; restarting in {delay:g}s\n"
+        message = f"loco agent: {self.describe().split(',')[0]} exited with status {code}; restarting in {delay:g}s\n"
         with open(self.log_file, "a") as out:
             out.write(message)
         log.warning("%s: %s", self.pod, message.strip())
@@ -317,6 +386,12 @@ class Emulator:
     def terminate(self) -> None:
         if self.process is not None:
             _signal_group(self.process.pid, signal.SIGTERM)
+
+    def restart(self) -> None:
+        """Stop it to start it again at once (its inputs changed)."""
+        if self.process is not None and self.process.poll() is None:
+            self.restarting = True
+            self.terminate()
 
     def wait(self, deadline: float) -> None:
         """Until the whole group is gone; SIGKILL what is left at ``deadline``."""
@@ -333,10 +408,14 @@ class Emulator:
         self.feed.pump()
         (self.dir / PID_FILE).unlink(missing_ok=True)
         self.process = None
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):  # still holding a process: the next agent's reap finds it
+                self.cgroup.rmdir()
 
 
 class LocalEmulators:
-    """The emulators of every annotated pod, by pod uid: never two for one pod."""
+    """The local processes of every annotated pod (emulators, and the services of localsvc), by
+    pod uid: never two for one pod."""
 
     def __init__(self, pods_dir: Path):
         self.pods_dir = pods_dir
@@ -345,8 +424,12 @@ class LocalEmulators:
     def __contains__(self, uid: str) -> bool:
         return uid in self.emulators
 
-    def add(self, uid: str, pod: str, container: str, env: dict[str, str], log_file: Path) -> None:
-        self.emulators[uid] = Emulator(pod, container, self.pods_dir / uid, env, log_file)
+    def add(self, uid: str, pod: str, container: str, env: dict[str, str], log_file: Path,
+            cgroups: CgroupFs | None = None) -> None:
+        self.emulators[uid] = Emulator(pod, container, self.pods_dir / uid, env, log_file, cgroups)
+
+    def put(self, uid: str, process: Emulator) -> None:
+        self.emulators[uid] = process
 
     def get(self, uid: str) -> Emulator | None:
         return self.emulators.get(uid)

@@ -6,8 +6,10 @@ import sys
 from loco_lan import kube
 from loco_lan.errors import LocoError
 from loco_lan.netcheck import CHECKS, EMULATOR_SELECTOR, kube_hosts, netns_hosts, run_checks
+from loco_lan.netcheck.hosts import kube_guest_lan
 
 DEFAULT_INTERFACE = "br0"  # the emulator's LAN bridge (LOCO_BRIDGE) in bridge/vxlan/macvlan modes
+GUEST_INTERFACE = "eth0"  # the test guest's LAN card
 
 
 def register(subparsers) -> None:
@@ -27,8 +29,14 @@ def register(subparsers) -> None:
                         help=f"label selector of the emulator pods ({EMULATOR_SELECTOR})")
     parser.add_argument("--container", metavar="NAME",
                         help="container to exec into (default: the pod's first)")
-    parser.add_argument("--interface", default=DEFAULT_INTERFACE, metavar="IF",
-                        help=f"the LAN interface on each host ({DEFAULT_INTERFACE})")
+    parser.add_argument("--interface", metavar="IF",
+                        help=f"the LAN interface on each host ({DEFAULT_INTERFACE}; {GUEST_INTERFACE} with --guests)")
+    parser.add_argument("--guests", action="store_true",
+                        help="run the checks inside the guests, over each pod's guest channel (the test guest), "
+                        "instead of on the pods")
+    parser.add_argument("--hub", action="store_true",
+                        help="check the segment from instance 0's LAN hub (socket mode): its probe port ARPs "
+                        "and pings every guest, whatever OS it runs (alone: only this check)")
     parser.add_argument("--checks", default=",".join(CHECKS), metavar="LIST",
                         help=f"comma-separated subset of {','.join(CHECKS)} (all)")
     parser.add_argument("--python", metavar="PATH",
@@ -52,13 +60,22 @@ def run_netcheck(args: argparse.Namespace) -> int:
     checks = parse_checks(args.checks)
     if args.ping_timeout <= 0 or args.port_timeout <= 0:
         raise LocoError("--ping-timeout and --port-timeout must be positive")
+    interface = args.interface or (GUEST_INTERFACE if args.guests else DEFAULT_INTERFACE)
     if args.netns:
+        if args.guests or args.hub:
+            raise LocoError("--guests and --hub check emulator pods: use them with --namespace")
         names = [name.strip() for name in args.netns.split(",") if name.strip()]
         hosts = netns_hosts(names, args.python or sys.executable)
+        report = run_checks(hosts, interface, checks, args.ping_timeout, args.port_timeout)
+    elif args.guests or args.hub:
+        api = kube.api_client(args.kubeconfig, args.context)
+        with kube_guest_lan(api, args.namespace, args.selector, kubeconfig=args.kubeconfig, context=args.context,
+                            guests=args.guests, hub=args.hub) as (hosts, hub, guests):
+            report = run_checks(hosts, interface, checks, args.ping_timeout, args.port_timeout, hub=hub, guests=guests)
     else:
         api = kube.api_client(args.kubeconfig, args.context)
         hosts = kube_hosts(api, args.namespace, args.selector, args.container, args.python or "python3")
-    report = run_checks(hosts, args.interface, checks, args.ping_timeout, args.port_timeout)
+        report = run_checks(hosts, interface, checks, args.ping_timeout, args.port_timeout)
     if args.report:
         report.write(args.report)
     print("\n".join(report.table()), flush=True)

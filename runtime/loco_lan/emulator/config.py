@@ -42,6 +42,7 @@ class EmulatorConfig:
     tap_ifname: str = "tap0"
     bridge: str = "br0"
     mac: str = "52:54:00:4c:4f:00"
+    guest_channel: str = ""  # COM1 as a TCP server, host:port ("" = none): loco_lan.guestchannel
     vnc_listen: str = "0.0.0.0"
     vnc_display: int = 1
     vnc_password: str | None = None
@@ -104,12 +105,13 @@ def from_env(env: Mapping[str, str] | None = None) -> EmulatorConfig:
         audiodev=env.get("LOCO_AUDIODEV", "none"),
         network_mode=mode,
         socket_port=_int(env, "SOCKET_PORT", 4444, 1, 65535),
-        socket_master_host=env.get("SOCKET_MASTER_HOST") or _master_from_hostname(env.get("HOSTNAME", "")),
+        socket_master_host=env.get("SOCKET_MASTER_HOST") or master_from_hostname(env.get("HOSTNAME", "")),
         lan_listen=env.get("LOCO_LAN_LISTEN", "0.0.0.0"),
         lan_wait=float(_int(env, "LOCO_LAN_WAIT", 300, 0, 3600)),
         tap_ifname=env.get("LOCO_TAP_IFNAME", "tap0"),
         bridge=env.get("LOCO_BRIDGE", "br0"),
         mac=env.get("LOCO_MAC") or f"52:54:00:4c:4f:{ordinal % 256:02x}",
+        guest_channel=_channel(env.get("LOCO_GUEST_CHANNEL", "")),
         vnc_listen=env.get("LOCO_VNC_LISTEN", "0.0.0.0"),
         vnc_display=_int(env, "LOCO_VNC_DISPLAY", 1, 0, 59635),
         vnc_password=_password(env),
@@ -138,10 +140,21 @@ def _ordinal(env: Mapping[str, str]) -> int:
     return 0
 
 
-def _master_from_hostname(hostname: str) -> str:
+def master_from_hostname(hostname: str) -> str:
     """``rel-emulator-3`` -> ``rel-emulator-0.rel-emulator``: pod 0 through the headless Service."""
     match = re.fullmatch(r"(.+)-\d+", hostname)
     return f"{match.group(1)}-0.{match.group(1)}" if match else ""
+
+
+def _channel(value: str) -> str:
+    """``host:port`` of the guest channel, or "" for none (``none``, ``off`` or empty)."""
+    value = value.strip()
+    if value.lower() in ("", "none", "off"):
+        return ""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise LocoError(f"LOCO_GUEST_CHANNEL={value!r}: expected host:port (such as 127.0.0.1:4555) or none")
+    return value
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -7,9 +7,10 @@ framing: each Ethernet frame goes as a 4-byte big-endian length, then the frame.
 
 The hub learns behind which connection each source MAC address lives, sends unicast
 frames only there, and floods broadcast, multicast and unknown destinations to every
-other connection. Addresses are forgotten after ``AGEING`` seconds or when their
-connection closes. Each connection's send buffer is bounded: a peer that stops reading
-loses frames, the others carry on.
+other connection. A port of the hub's own, the probe port (:mod:`loco_lan.emulator.lanprobe`),
+sees the segment as a machine on it would, for the network checks. Addresses are forgotten
+after ``AGEING`` seconds or when their connection closes. Each connection's send buffer is
+bounded: a peer that stops reading loses frames, the others carry on.
 
 The other instances' QEMU connects to a ``LanUplink`` in its own entrypoint, which
 carries the frames to the hub and reconnects when the hub goes away (instance 0
@@ -27,6 +28,7 @@ import struct
 import time
 from collections.abc import Hashable, Iterable
 
+from loco_lan.emulator.lanprobe import SUBNET, ProbePort, mac_text
 from loco_lan.errors import LocoError
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,10 @@ class SwitchTable:
             return None
         return entry[0]
 
+    def addresses(self, port: Hashable, now: float) -> list[bytes]:
+        """The addresses learned on ``port`` that have not aged out."""
+        return [mac for mac, (where, seen) in self._seen.items() if where == port and now - seen <= self.ageing]
+
     def forget(self, port: Hashable) -> None:
         """Drop every address learned on ``port`` (its connection closed)."""
         self._seen = {mac: entry for mac, entry in self._seen.items() if entry[0] != port}
@@ -129,6 +135,7 @@ class FrameLink(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.dropped = 0
+        self.frames_in = self.frames_out = 0  # frames from and to the other end
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -144,6 +151,7 @@ class FrameLink(asyncio.Protocol):
             log.warning("LAN peer %s sent a %s: closing its connection", self.name, exc)
             self.transport.close()
             return
+        self.frames_in += len(frames)
         self.on_frames(self, frames)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -159,6 +167,7 @@ class FrameLink(asyncio.Protocol):
             self.dropped += 1
             return False
         self.transport.write(encode_frame(frame))
+        self.frames_out += 1
         return True
 
     def close(self) -> None:
@@ -176,6 +185,7 @@ class LanHub:
         self.address = ""  # host:port once listening
         self.port = 0
         self.dropped = 0  # frames dropped for peers that did not keep up, since start
+        self.probe_port = ProbePort(self._forward)  # the hub's own port on the segment
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -206,7 +216,20 @@ class LanHub:
             "peers": len(self.peers),
             "addresses": self.table.expire(time.monotonic()),
             "dropped": self.dropped,
+            "ports": self.ports(),
         }
+
+    def ports(self) -> list[dict]:
+        """Per port: the peer, the MACs learned behind it, frames from and to it, frames dropped for it."""
+        now = time.monotonic()
+        return [{"port": peer.name, "macs": [mac_text(mac) for mac in self.table.addresses(peer, now)],
+                 "frames_in": peer.frames_in, "frames_out": peer.frames_out, "dropped": peer.dropped}
+                for peer in [*self.peers, self.probe_port]]
+
+    async def probe(self, subnet: str = SUBNET, wait: float = 1.5) -> dict:
+        """What the probe port sees of the segment, with the port table after it."""
+        seen = await self.probe_port.probe(subnet, wait)
+        return {**seen, "ports": self.ports()}
 
     def _join(self, peer: FrameLink) -> None:
         self.peers[peer] = None
@@ -218,10 +241,11 @@ class LanHub:
         dropped = f", {peer.dropped} frames dropped for it" if peer.dropped else ""
         log.info("LAN peer %s left (%d connected%s)", peer.name, len(self.peers), dropped)
 
-    def _forward(self, source: FrameLink, frames: list[bytes]) -> None:
+    def _forward(self, source: FrameLink | ProbePort, frames: list[bytes]) -> None:
         now = time.monotonic()
+        ports = [*self.peers, self.probe_port]
         for frame in frames:
-            for target in self.table.route(frame, source, self.peers, now):
+            for target in self.table.route(frame, source, ports, now):
                 if not target.send(frame):
                     self.dropped += 1
 

@@ -3,7 +3,12 @@
 Hardware as the snapshots expect it: machine ``pc``, CPU ``pentium2``, IDE disk,
 VGA ``std`` or ``vmware`` (SoftGPU), NIC ``ne2k_pci``, Sound Blaster 16. The
 default CD-ROM, serial and parallel ports stay, so the guest sees no hardware
-change; the monitor goes to QMP only, never to a console reachable over VNC.
+change; COM1 is a TCP server on the pod's loopback (the guest channel, ``LOCO_GUEST_CHANNEL``);
+the monitor goes to QMP only, never to a console reachable over VNC.
+
+Sound (the Sound Blaster and the PC speaker) goes to one audiodev, ``snd0``, whose
+output QEMU's VNC server also streams to clients that ask (its audio extension):
+that is how the streaming gateway hears a guest, with no sound server in the pod.
 """
 
 from pathlib import Path
@@ -17,12 +22,16 @@ def build_command(config: EmulatorConfig, disk: Path, accel: str, lan: tuple[str
     vnc = f"{_host(config.vnc_listen)}:{config.vnc_display}"
     if config.vnc_password is not None:
         vnc += ",password=on"  # the password itself goes over QMP, never on the command line
+    machine = "pc"
+    if config.audio:
+        vnc += ",audiodev=snd0"
+        machine += ",pcspk-audiodev=snd0"
     command = [
         config.qemu_binary,
         "-name",
         f"loco-{config.instance_id}",
         "-machine",
-        "pc",
+        machine,
         "-accel",
         accel,
         "-cpu",
@@ -48,7 +57,7 @@ def build_command(config: EmulatorConfig, disk: Path, accel: str, lan: tuple[str
         "-monitor",
         "none",
         "-serial",
-        "null",
+        _serial(config.guest_channel),
         "-parallel",
         "null",
     ]
@@ -75,6 +84,15 @@ def _network(config: EmulatorConfig, lan: tuple[str, int]) -> list[str]:
     else:  # vxlan, macvlan: the pod's init wires the LAN to a tap device
         netdev = f"tap,id=lan0,ifname={config.tap_ifname},script=no,downscript=no"
     return ["-netdev", netdev, *nic]
+
+
+def _serial(channel: str) -> str:
+    """COM1: the guest channel (a guest that serves one, such as loco_lan.testguest, is reached
+    through it; Windows 98 sees the same serial port either way), or nothing."""
+    if not channel:
+        return "null"
+    host, _, port = channel.rpartition(":")
+    return f"tcp:{_host(host.strip('[]'))}:{port},server=on,wait=off,nodelay=on"
 
 
 def _host(host: str) -> str:

@@ -3,12 +3,14 @@ serve health, stop cleanly on SIGTERM."""
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,27 +29,69 @@ HUB_RETRY = 1.0  # seconds between tries
 HUB_NOTE_EVERY = 15.0  # seconds between "still waiting" log lines
 
 
-def resolve_accel(wanted: str) -> str:
-    """``auto`` means KVM when this process may use /dev/kvm, else TCG (software)."""
+KVM_PROBE_TIMEOUT = 5.0
+# kvmprobe.S assembled: protected mode, one timer interrupt and its IRET, then QEMU's
+# isa-debug-exit port (QEMU exits with status 99).
+KVM_PROBE_SECTOR = bytes.fromhex(
+    "fa31c08ed80f0116787c0f20c00c010f22c0ea177c080066b810008ed88ec08ed0bc00700000c70540100000517c08"
+    "00c70544100000008e00000f011d7e7c0000fb803d002000000074f7fab031e6f4f450c6050020000001b020e62058"
+    "cf900000000000000000ffff0000009acf00ffff00000092cf001700607c000047000010"
+).ljust(510, b"\0") + b"\x55\xaa"
+
+
+def resolve_accel(wanted: str, qemu: str = "qemu-system-i386") -> str:
+    """``auto`` means KVM when this process may use /dev/kvm and KVM really runs a guest there,
+    else TCG (software)."""
     if wanted == "auto":
-        return "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg"
+        return "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) and kvm_runs_guests(qemu) else "tcg"
     if wanted not in ("kvm", "tcg"):
         raise LocoError(f"LOCO_ACCEL={wanted!r}: expected auto, kvm or tcg")
     return wanted
+
+
+def probe_command(qemu: str, accel: str, sector: str) -> list[str]:
+    return [qemu, "-machine", "pc", "-accel", accel, "-m", "8", "-display", "none", "-vga", "none",
+            "-nodefaults", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-drive", f"file={sector},format=raw,if=ide,snapshot=on"]
+
+
+def kvm_runs_guests(qemu: str) -> bool:
+    """Boot the probe sector under KVM: a /dev/kvm that opens but cannot run a guest (seen with
+    some nested virtualisation: one fails at once, another on the first IRET) would hang every
+    emulator. The verdict is kept for this boot
+    of the machine, in the temporary directory."""
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip() if Path(
+        "/proc/sys/kernel/random/boot_id").exists() else "unknown"
+    probe = hashlib.sha256(KVM_PROBE_SECTOR).hexdigest()[:8]  # a new probe is asked afresh
+    verdict = Path(tempfile.gettempdir()) / f"loco-lan-kvm-{os.getuid()}-{boot_id}-{probe}"
+    if verdict.exists():
+        return verdict.read_text() == "works"
+    with tempfile.NamedTemporaryFile(suffix=".raw") as sector:
+        sector.write(KVM_PROBE_SECTOR)
+        sector.flush()
+        try:
+            works = subprocess.run(probe_command(qemu, "kvm", sector.name), capture_output=True,
+                                   timeout=KVM_PROBE_TIMEOUT).returncode == 99
+        except (OSError, subprocess.TimeoutExpired):
+            works = False
+    if not works:
+        log.warning("/dev/kvm is there but KVM does not run a guest: using TCG (set LOCO_ACCEL=kvm to insist)")
+    verdict.write_text("works" if works else "broken")
+    return works
 
 
 def plan(config: EmulatorConfig) -> tuple[list[str], Path, bool]:
     """The QEMU command, the disk it boots and whether that is an overlay.
     Checks the disk (and makes the overlay) on the way."""
     disk, overlay = prepare_disk(config)
-    return build_command(config, disk, resolve_accel(config.accel)), disk, overlay
+    return build_command(config, disk, resolve_accel(config.accel, config.qemu_binary)), disk, overlay
 
 
 async def run(config: EmulatorConfig) -> int:
     disk, overlay = prepare_disk(config)
-    accel = resolve_accel(config.accel)
     if not shutil.which(config.qemu_binary):
         raise LocoError(f"{config.qemu_binary} not found on PATH: install qemu-system-x86 (or set LOCO_QEMU)")
+    accel = resolve_accel(config.accel, config.qemu_binary)
     try:
         config.qmp_socket.parent.mkdir(parents=True, exist_ok=True)
         config.qmp_socket.unlink(missing_ok=True)  # a stale socket from a previous run
@@ -66,6 +110,7 @@ async def run(config: EmulatorConfig) -> int:
         config.vnc_port,
         {"instance": config.instance_id, "disk": str(disk), "overlay": overlay},
         lan=hub.status if hub else uplink.status if uplink else None,
+        hub=hub,
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -8,8 +8,10 @@ makes the retry moot), and when all is quiet everything is re-asserted now and
 then for emulators that restarted. Backends implement ``apply(changes) -> failures`` and
 ``release(ids)``:
 
-- ``KubernetesCpu``: the Pod ``resize`` subresource (in place, no restart),
-  else the ``loco.lan/cpu`` annotation where the cluster cannot resize;
+- ``KubernetesCpu``: the Pod ``resize`` subresource (in place, no restart); an
+  emulator counts as done only once its kubelet reports the new limit, and where
+  the cluster cannot resize (or the kubelet defers or refuses) it is reported as
+  not applied, with why;
 - ``CgroupCpu``: ``cpu.max`` (cgroup v2, or ``cpu.cfs_quota_us`` on v1/hybrid
   hosts) of a cgroup per emulator process;
 - ``QmpPause``: QMP ``stop``/``cont`` on each emulator's monitor socket.
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FOCUSED_CPU = 1.0
 DEFAULT_UNFOCUSED_CPU = 0.25
+# A reason that means "asked, not done yet" (a kubelet actuating a resize), not a failure.
+WAITING = "waiting for "
 
 
 def plan(instance_ids: Iterable[str], active: Iterable[str]) -> dict[str, bool]:
@@ -76,6 +80,12 @@ class QuotaApplier:
         """True while some emulator does not yet have the share the latest focus asks for."""
         return any(self.applied.get(i) != f for i, f in self._desired.items())
 
+    @property
+    def not_applied(self) -> dict[str, str]:
+        """Why each emulator still without its share is (the last pass's reason per emulator)."""
+        return {i: self._failed.get(i, "not tried yet") for i, f in self._desired.items()
+                if self.applied.get(i) != f}
+
     def want(self, desired: Mapping[str, bool]) -> None:
         """Record the latest wanted state; returns at once, the worker catches up."""
         self._desired = dict(desired)
@@ -108,6 +118,8 @@ class QuotaApplier:
             for instance_id, focused in changes.items():
                 if instance_id not in failed:
                     self.applied[instance_id] = focused
+                else:  # half done (a resize asked for, not yet applied): what it has now is unknown
+                    self.applied.pop(instance_id, None)
             self._report(failed)
             if not failed:
                 delay = self.retry_min
@@ -122,9 +134,8 @@ class QuotaApplier:
     def _report(self, failed: dict[str, str]) -> None:
         for instance_id, reason in failed.items():
             if self._failed.get(instance_id) != reason:  # say it once, not on every retry
-                log.warning(
-                    "%s quota for %s not applied (will retry): %s", self.backend.name, instance_id, reason
-                )
+                log.log(logging.INFO if reason.startswith(WAITING) else logging.WARNING,
+                        "%s quota for %s not applied yet (will retry): %s", self.backend.name, instance_id, reason)
         for instance_id in self._failed.keys() - failed.keys():
             log.info("%s quota for %s no longer failing", self.backend.name, instance_id)
         self._failed = dict(failed)
@@ -216,6 +227,11 @@ class CgroupFs:
 
     def limit(self, group: str, pid: int, cpus: float | None) -> None:
         """Put process ``pid`` (all its threads) in ``group`` capped at ``cpus`` CPUs (None: uncapped)."""
+        self.set_cpus(group, cpus)
+        (self.base / group / "cgroup.procs").write_text(str(pid))
+
+    def set_cpus(self, group: str, cpus: float | None) -> None:
+        """Cap ``group`` (made if missing) at ``cpus`` CPUs (None: uncapped)."""
         path = self.base / group
         path.mkdir(exist_ok=True)
         quota = None if cpus is None else max(1000, round(cpus * CFS_PERIOD_US))
@@ -224,7 +240,6 @@ class CgroupFs:
         else:
             (path / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
             (path / "cpu.cfs_quota_us").write_text(str(quota or -1))
-        (path / "cgroup.procs").write_text(str(pid))
 
     def read_cpus(self, group: str) -> float | None:
         """The cap currently set on ``group`` in CPUs, None when uncapped."""
@@ -280,23 +295,22 @@ class CgroupCpu:
 # -- Kubernetes: Pod resize subresource ---------------------------------------------------------------
 
 EMULATOR_SELECTOR = "app.kubernetes.io/component=emulator"
-CPU_ANNOTATION = "loco.lan/cpu"
 # Everything KubernetesCpu calls; the chart's Role grants exactly this (see examples/focus/rbac.yaml).
 RBAC_RULES = [
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "patch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["pods/resize"], "verbs": ["patch"]},
 ]
 
 
 def cpu_millis(quantity: str | None) -> int | None:
-    """Kubernetes CPU quantity ('250m', '1', '0.5') in millicores; None when absent or unparsable."""
+    """Kubernetes CPU quantity ('250m', '1', '0.5', '1k' as kwok nodes have) in millicores; None when
+    absent or unparsable."""
     if not quantity:
         return None
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(m?)", str(quantity).strip())
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([mkMG]?)", str(quantity).strip())
     if not match:
         return None
-    value = float(match.group(1))
-    return round(value if match.group(2) else value * 1000)
+    return round(float(match.group(1)) * {"m": 1, "": 1000, "k": 10**6, "M": 10**9, "G": 10**12}[match.group(2)])
 
 
 class CoreApi(Protocol):
@@ -312,7 +326,7 @@ class CoreApi(Protocol):
 
 
 class KubernetesCpu:
-    """Resize the emulator container's CPU in place; annotate instead where the cluster cannot."""
+    """Resize the emulator container's CPU in place; done when the kubelet says it is."""
 
     name = "kubernetes"
 
@@ -339,11 +353,8 @@ class KubernetesCpu:
             resources = self.api.get_api_resources().resources or []
             self._can_resize = any(r.name == "pods/resize" for r in resources)
             if not self._can_resize:
-                log.warning(
-                    "this cluster has no pods/resize subresource (in-place resize); CPU shares are "
-                    "recorded in the %s annotation instead and pods are not restarted",
-                    CPU_ANNOTATION,
-                )
+                log.warning("this cluster has no pods/resize subresource (in-place resize, Kubernetes 1.33+): "
+                            "focus cannot change CPU shares here, and pods are not restarted for it")
         return self._can_resize
 
     def _instance_of(self, pod_name: str) -> str | None:
@@ -389,32 +400,44 @@ class KubernetesCpu:
         return {"spec": {"containers": [{"name": container.name, "resources": wanted}]}}
 
     def _set(self, pod, millis: int) -> None:
+        """Ask for ``millis`` of CPU; LocoError saying why until the kubelet reports it applied."""
         name = pod.metadata.name
-        if self._resize_supported() and pod.metadata.uid not in self._unresizable:
-            body = self.resize_body(pod, millis)
-            if body is None:
-                return
+        if not self._resize_supported():
+            raise LocoError("not applied: the cluster has no pods/resize subresource (in-place resize)")
+        if pod.metadata.uid in self._unresizable:
+            raise LocoError(f"not applied: the node of {name} cannot resize in place")
+        body = self.resize_body(pod, millis)
+        if body is not None:
             try:
                 self.api.patch_namespaced_pod_resize(name, self.namespace, body)
-                return
             except Exception as exc:
                 # The API refuses resizes of pods whose kubelet never reported container resources.
                 if getattr(exc, "status", None) != 422 or "without support for resize" not in str(
                     getattr(exc, "body", "")
                 ):
                     raise
-            if not self._unresizable:
-                log.warning(
-                    "pod %s runs on a node that cannot resize in place; such pods get the %s "
-                    "annotation instead and are not restarted",
-                    name,
-                    CPU_ANNOTATION,
-                )
-            self._unresizable.add(pod.metadata.uid)
-        annotations = pod.metadata.annotations or {}
-        if annotations.get(CPU_ANNOTATION) != f"{millis}m":
-            body = {"metadata": {"annotations": {CPU_ANNOTATION: f"{millis}m"}}}
-            self.api.patch_namespaced_pod(name, self.namespace, body)
+                if not self._unresizable:
+                    log.warning("pod %s runs on a node that cannot resize in place: focus cannot change its "
+                                "CPU share (nor that of other such pods), and does not restart them", name)
+                self._unresizable.add(pod.metadata.uid)
+                raise LocoError(f"not applied: the node of {name} cannot resize in place") from None
+        if self._actual_millis(pod) == millis:
+            return
+        pending = {c.type: c for c in pod.status.conditions or []} if pod.status else {}
+        deferred = pending.get("PodResizePending")
+        if body is None and deferred is not None and deferred.reason == "Infeasible":
+            raise LocoError(f"not applied: the kubelet cannot give {name} {millis}m of CPU: {deferred.message}")
+        if body is None and deferred is not None:
+            raise LocoError(f"{WAITING}the kubelet: resize of {name} deferred: {deferred.message}")
+        raise LocoError(f"{WAITING}the kubelet to resize {name} to {millis}m")
+
+    def _actual_millis(self, pod) -> int | None:
+        """The CPU limit the kubelet reports the emulator container running with."""
+        container = self._container(pod).name
+        for status in (pod.status.container_statuses or []) if pod.status else []:
+            if status.name == container and status.resources is not None:
+                return cpu_millis((status.resources.limits or {}).get("cpu"))
+        return None
 
     def apply_sync(self, changes: Mapping[str, bool]) -> dict[str, str]:
         """Blocking body of ``apply``; also what an integration test can call directly."""

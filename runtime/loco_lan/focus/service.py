@@ -22,11 +22,11 @@ import contextlib
 import hmac
 import json
 import logging
-import signal
 from collections import Counter
 
 from aiohttp import WSMsgType, web
 
+from loco_lan.aioweb import serve_until_stopped
 from loco_lan.errors import LocoError
 from loco_lan.focus.quota import QuotaApplier, plan
 from loco_lan.focus.state import FocusRequestError, FocusState
@@ -250,8 +250,13 @@ class FocusService:
     # -- health and metrics ------------------------------------------------------------------------------
 
     async def healthz(self, request: web.Request) -> web.Response:
-        quota = "none" if self.applier is None else ("pending" if self.applier.pending else "applied")
-        return web.json_response({"status": "ok", "seq": self.state.seq, "quota": quota})
+        if self.applier is None:
+            return web.json_response({"status": "ok", "seq": self.state.seq, "quota": "none"})
+        # "applied" only once every emulator has its share, as the backend verified it (a kubelet's
+        # report, a cgroup file); otherwise each emulator still without it, and why.
+        missing = self.applier.not_applied
+        return web.json_response({"status": "ok", "seq": self.state.seq,
+                                  "quota": "pending" if missing else "applied", "quota_not_applied": missing})
 
     async def metrics(self, request: web.Request) -> web.Response:
         lines = [
@@ -291,22 +296,5 @@ class FocusService:
 async def serve(service: FocusService, host: str, port: int) -> None:
     """Run until SIGINT/SIGTERM, then close clients and release the quota backend."""
     # A refused upload is drained for at most a second (not aiohttp's 10) so a stop is never held up.
-    runner = web.AppRunner(
-        service.app(), handle_signals=False, access_log=None, lingering_time=1.0, shutdown_timeout=5.0
-    )
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port, backlog=1024)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise LocoError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-        for address in runner.addresses:
-            log.info("focus service listening on http://%s:%s", *address[:2])
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_stopped(service.app(), host, port, "focus service", backlog=1024, lingering_time=1.0,
+                              shutdown_timeout=5.0)

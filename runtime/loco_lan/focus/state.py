@@ -12,12 +12,19 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from loco_lan import schemas
 from loco_lan.errors import LocoError
-from loco_lan.fsutil import atomic_write
+from loco_lan.fsutil import atomic_write, read_json
 
 log = logging.getLogger(__name__)
 
 MODES = ("single", "multi")
+
+
+def saved_state(active=(), seq: int = 0) -> dict:
+    """What ``active.json`` holds, the one shape every writer uses (the focus service, and the
+    instances module creating the file)."""
+    return {"active": list(active), "seq": seq}
 
 
 class FocusRequestError(LocoError):
@@ -36,31 +43,19 @@ class Instance:
     hotkey: str | None
 
 
-def _read_json(path: Path, what: str):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise LocoError(f"{what} {path} does not exist") from exc
-    except (OSError, ValueError) as exc:
-        raise LocoError(f"{what} {path} is unreadable: {exc}") from exc
-
-
 def load_instances(path: Path, hotkeys_path: Path | None) -> dict[str, Instance]:
     """Parse ``instances.json`` (a list of objects with an ``id``) and bind each id's focus hotkey."""
-    entries = _read_json(path, "instances file")
+    entries = read_json(path, "instances file")
     if not isinstance(entries, list) or not all(
         isinstance(e, dict) and isinstance(e.get("id"), str) and e["id"] for e in entries
     ):
         raise LocoError(f"instances file {path} must be a list of objects with a string 'id'")
     hotkeys: dict[str, str] = {}
     if hotkeys_path is not None and hotkeys_path.exists():
-        bindings = _read_json(hotkeys_path, "hotkeys file")
-        focus = bindings.get("focus", {}) if isinstance(bindings, dict) else None
-        if not isinstance(focus, dict):
-            raise LocoError(f"hotkeys file {hotkeys_path} must hold an object with a 'focus' object")
-        for key, target in focus.items():
-            if isinstance(target, str):
-                hotkeys.setdefault(target, key)  # the first binding in the file is the one shown
+        bindings = read_json(hotkeys_path, "hotkeys file")
+        schemas.validate(bindings, "hotkeys", f"hotkeys file {hotkeys_path}")
+        for key, target in bindings.get("focus", {}).items():
+            hotkeys.setdefault(target, key)  # the first binding in the file is the one shown
     instances: dict[str, Instance] = {}
     for index, entry in enumerate(entries):
         if entry["id"] in instances:
@@ -229,6 +224,6 @@ class FocusState:
         """Write the current state to ``active.json`` atomically (blocking: the service uses a thread)."""
         seq, active = self._snapshot
         try:
-            atomic_write(self.path, json.dumps({"active": list(active), "seq": seq}, indent=2) + "\n")
+            atomic_write(self.path, json.dumps(saved_state(active, seq), indent=2) + "\n")
         except OSError as exc:
             raise LocoError(f"cannot save focus state to {self.path}: {exc.strerror or exc}") from exc

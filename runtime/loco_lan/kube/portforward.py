@@ -15,11 +15,12 @@ import threading
 from collections.abc import Iterable
 
 from loco_lan.errors import LocoError
-from loco_lan.netutil import free_port
+from loco_lan.netutil import free_port, wait_listening
 
 log = logging.getLogger("loco.portforward")
-Forward = tuple[str, int, int]  # pod, local port, remote port
+Forward = tuple[str, int, int]  # pod (or "svc/<name>"), local port, remote port
 RESTART_POLL = 0.2
+LISTEN_WAIT = 30.0  # seconds for kubectl to start listening (slow under load)
 
 
 def kubectl_port_forward(namespace: str, *, kubeconfig: str | None = None, context: str | None = None,
@@ -56,7 +57,8 @@ class ForwardSet:
             pod, local, remote = forward
             if child is not None:
                 log.info("port-forward %s %d->%d exited (%s); restarting", pod, local, remote, child.returncode)
-            self.children[forward] = subprocess.Popen([*self.argv, f"pod/{pod}", f"{local}:{remote}"],
+            target = pod if "/" in pod else f"pod/{pod}"  # "svc/<name>": whichever pod backs the Service
+            self.children[forward] = subprocess.Popen([*self.argv, target, f"{local}:{remote}"],
                                                       stdin=subprocess.DEVNULL, stdout=self.output,
                                                       stderr=self.output)
 
@@ -73,7 +75,11 @@ class ForwardSet:
 
 
 class PortForwards:
-    """``with PortForwards(ns, [(pod, 5901), ...]) as forwards: forwards.port(pod, 5901)``."""
+    """``with PortForwards(ns, [(pod, 5901), ...]) as forwards: forwards.port(pod, 5901)``.
+
+    Entering waits until every kubectl listens (up to ``LISTEN_WAIT`` seconds), so a client's first
+    connection is not refused; one that never comes up leaves its clients refused, and they say so.
+    """
 
     def __init__(self, namespace: str, targets: Iterable[tuple[str, int]], *, kubeconfig: str | None = None,
                  context: str | None = None, kubectl: str = "kubectl", address: str = "127.0.0.1"):
@@ -90,6 +96,7 @@ class PortForwards:
     def __enter__(self) -> "PortForwards":
         self.forwards.sync(self._wanted())
         self.watcher.start()
+        wait_listening(list(self.ports.values()), self.address, LISTEN_WAIT)
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -329,3 +329,108 @@ def directplay_outcome(facts: list[HostFacts], probes: Mapping[str, list[dict] |
                     "directplay", source.name, target.name, item, problem,
                     f"{source.name} -> {target.name} {item} ({target.ipv4[0]}): {why}"))
     return outcome
+
+
+# -- the guests' own LAN --------------------------------------------------------------------------
+
+def parse_addr_text(name: str, interface: str, text: str) -> HostFacts:
+    """HostFacts from the text of ``ip addr show dev IF`` (busybox has no ``-j``)."""
+    flags, mac, addresses = (), "", []
+    found = False
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0].rstrip(":").isdigit() and len(words) > 2 and words[1].rstrip(":").split("@")[0] == interface:
+            found = True
+            flags = tuple(words[2].strip("<>").split(",")) if words[2].startswith("<") else ()
+        elif words[0] == "link/ether" and len(words) > 1:
+            mac = words[1].lower()
+        elif words[0] in ("inet", "inet6") and len(words) > 1:
+            scope = words[words.index("scope") + 1] if "scope" in words else "global"
+            addresses.append(Address(words[1].split("/")[0], 4 if words[0] == "inet" else 6, scope,
+                                     tuple(flag for flag in ("tentative", "dadfailed", "deprecated") if flag in words)))
+    if not found:
+        return HostFacts(name, interface, error=f"no interface {interface}")
+    return HostFacts(name, interface, mac, flags, tuple(addresses))
+
+
+def parse_neigh_text(text: str) -> list[Neighbour]:
+    """Neighbour entries from the text of ``ip neigh show dev IF``: ``ADDR [lladdr MAC] [router] STATE``."""
+    entries = []
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        mac = words[words.index("lladdr") + 1].lower() if "lladdr" in words else ""
+        entries.append(Neighbour(words[0], mac, (words[-1],) if words[-1].isupper() else ()))
+    return entries
+
+
+@dataclass(frozen=True)
+class Guest:
+    """A guest as the hub's probe should find it: its MAC and the IPv4 address it should answer at."""
+
+    name: str
+    mac: str
+    ip: str
+
+
+def segment_outcome(guests: list[Guest], seen: Mapping, ipv6: bool = True) -> Outcome:
+    """Judge what the hub's probe port saw (``lanprobe`` answers and the hub's port table): every
+    guest's frames reach the hub, it answers ARP at its address with its own MAC and answers a
+    ping there (and, with ``ipv6``, an ICMPv6 echo to all nodes), and no two guests share an IP or MAC."""
+    outcome = Outcome()
+    owner = {guest.mac: guest.name for guest in guests}
+
+    def who(mac: str) -> str:
+        return owner.get(mac, f"an unknown host {mac}")
+
+    ports_of = defaultdict(list)
+    for port in seen.get("ports", []):
+        for mac in port["macs"]:
+            ports_of[mac].append(port["port"])
+    for mac, ports in sorted(ports_of.items()):
+        if len(ports) > 1:
+            outcome.findings.append(Finding(
+                "segment", "duplicate-mac", (who(mac),),
+                f"MAC {mac} ({who(mac)}) is behind {len(ports)} hub ports: {', '.join(ports)}"))
+    claims = seen.get("arp", {})
+    for address, macs in sorted(claims.items()):
+        if len(macs) > 1:
+            names = sorted(who(mac) for mac in macs)
+            outcome.findings.append(Finding("segment", "duplicate-ip", tuple(names),
+                                            f"IPv4 {address} is answered by {', '.join(names)} ({', '.join(macs)})"))
+    pinged = {(echo["ip"], echo["mac"]) for echo in seen.get("ping", [])}
+    ipv6_from = {echo["mac"] for echo in seen.get("ipv6", [])}
+    for guest in guests:
+        def pair(item: str, problem: str = "", message: str = "", guest=guest) -> PairResult:
+            return PairResult("segment", "hub", guest.name, item, problem, message)
+
+        if guest.mac not in ports_of:
+            outcome.pairs.append(pair("frames", "off-segment", f"{guest.name} ({guest.mac}): none of its frames "
+                                      "reach the hub (its MAC is learned on no port)"))
+        else:
+            outcome.pairs.append(pair("frames"))
+        macs = claims.get(guest.ip, [])
+        if guest.mac in macs and len(macs) == 1:
+            outcome.pairs.append(pair("arp"))
+        elif guest.mac in macs:
+            pass  # a duplicate, reported above
+        elif macs:
+            outcome.pairs.append(pair("arp", "wrong-mac", f"{guest.ip} ({guest.name}'s address) is answered by "
+                                      f"{', '.join(who(mac) for mac in macs)}, not by {guest.name} ({guest.mac})"))
+        else:
+            elsewhere = sorted(a for a, m in claims.items() if guest.mac in m)
+            moved = f"; it answers at {', '.join(elsewhere)}" if elsewhere else ""
+            outcome.pairs.append(pair("arp", "no-answer", f"{guest.name} does not answer ARP for its address "
+                                      f"{guest.ip} on the segment{moved}"))
+        if guest.mac in macs:
+            ok = (guest.ip, guest.mac) in pinged
+            outcome.pairs.append(pair("ping") if ok else pair("ping", "no-reply", f"{guest.name} ({guest.ip}) "
+                                                               "answers ARP but not the hub's ping"))
+        if ipv6:
+            outcome.pairs.append(pair("ipv6") if guest.mac in ipv6_from else pair(
+                "ipv6", "no-reply", f"{guest.name} ({guest.mac}) does not answer an ICMPv6 echo to all nodes "
+                "from its link-local address"))
+    return outcome

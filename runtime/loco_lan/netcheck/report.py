@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from loco_lan.fsutil import atomic_write
 from loco_lan.netcheck.analysis import Finding, HostFacts, PairResult
 
-CHECK_TITLES = {"arp": "ARP", "ipv6": "IPv6", "directplay": "DirectPlay"}
+CHECK_TITLES = {"arp": "ARP", "ipv6": "IPv6", "directplay": "DirectPlay", "segment": "Segment (the hub's probe port)"}
 # Short cell labels for failed items; anything else is shown as it is.
 SHORT = {"link-local": "ll", "tcp/2300": "t2300", "udp/2300": "u2300", "tcp/47624": "t47624",
          "udp/47624": "u47624"}
@@ -20,6 +20,7 @@ class Report:
     checks: list[str]
     pairs: list[PairResult] = field(default_factory=list)
     extra: list[Finding] = field(default_factory=list)
+    segment: dict | None = None  # what the hub's probe port saw, and the hub's port table
 
     @property
     def findings(self) -> list[Finding]:
@@ -49,6 +50,7 @@ class Report:
             "hosts": [host.as_dict() for host in self.hosts],
             "findings": [finding.as_dict() for finding in findings],
             "pairs": [pair.as_dict() for pair in self.pairs],
+            **({"segment": self.segment} if self.segment is not None else {}),
         }
 
     def write(self, path: str | os.PathLike) -> None:
@@ -63,7 +65,10 @@ class Report:
             for h in self.hosts
         ])
         for check in self.checks:
-            lines += ["", f"{CHECK_TITLES.get(check, check)} (row reaches column)", *self._matrix(check)]
+            if check == "segment":
+                lines += ["", CHECK_TITLES[check], *self._segment()]
+            else:
+                lines += ["", f"{CHECK_TITLES.get(check, check)} (row reaches column)", *self._matrix(check)]
         if self.checks:
             lines += ["", "ok: passed; n/a: not tested (a finding says why); other cells: what failed"]
         findings = self.findings
@@ -74,6 +79,23 @@ class Report:
         verdict = "PASS" if not findings else "FAIL"
         lines += ["", f"RESULT: {verdict} ({', '.join(self.checks) or 'no checks'}; {tested} pair tests, "
                   f"{len(findings)} finding{'' if len(findings) == 1 else 's'})"]
+        return lines
+
+    def _segment(self) -> list[str]:
+        """Per guest what the probe found, then the hub's table: per port the MACs behind it and its frames."""
+        cells: dict[str, dict[str, str]] = {}
+        for pair in self.pairs:
+            if pair.check == "segment":
+                cells.setdefault(pair.target, {})[pair.item] = "ok" if pair.ok else pair.problem
+        items = ["frames", "arp", "ping", "ipv6"]
+        lines = ["  " + line for line in _columns([["GUEST", *[i.upper() for i in items]]] + [
+            [name, *[row.get(item, "n/a") for item in items]] for name, row in cells.items()])]
+        if self.segment:
+            probe = self.segment.get("probe", {})
+            lines += ["", f"  hub ports (probe port {probe.get('mac', '?')} at {probe.get('ip', '?')}):"]
+            lines += ["  " + line for line in _columns([["PORT", "MACS", "FRAMES IN", "FRAMES OUT", "DROPPED"]] + [
+                [port["port"], ",".join(port["macs"]) or "-", str(port["frames_in"]), str(port["frames_out"]),
+                 str(port["dropped"])] for port in self.segment.get("ports", [])])]
         return lines
 
     def _matrix(self, check: str) -> list[str]:

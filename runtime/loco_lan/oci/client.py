@@ -259,8 +259,8 @@ class Client:
 
     # -- blobs -------------------------------------------------------------
 
-    def open_blob(self, ref: Reference, desc: dict, progress=None) -> "BlobReader":
-        return BlobReader(self, ref, desc, progress)
+    def open_blob(self, ref: Reference, desc: dict, progress=None, *, offset: int = 0, prefix=None) -> "BlobReader":
+        return BlobReader(self, ref, desc, progress, offset=offset, prefix=prefix)
 
     def blob_exists(self, ref: Reference, digest: str) -> bool:
         resp = self.request("HEAD", ref, f"blobs/{digest}", push=True)
@@ -360,19 +360,25 @@ class Client:
 
 class BlobReader(io.RawIOBase):
     """A blob as a file: sha256 and size are verified as bytes arrive (``IntegrityError`` at EOF on a
-    mismatch) and a cut connection is resumed with ``Range`` from the current offset."""
+    mismatch) and a cut connection is resumed with ``Range`` from the current offset.
 
-    def __init__(self, client: Client, ref: Reference, desc: dict, progress=None):
+    ``offset`` starts it past a prefix the caller already has, ``prefix`` being the sha256 object
+    fed with those bytes (so the whole blob is still verified at the end)."""
+
+    def __init__(self, client: Client, ref: Reference, desc: dict, progress=None, *, offset: int = 0,
+                 prefix=None):
         super().__init__()
         self.digest = desc["digest"]
         if not _DIGEST.fullmatch(self.digest):
             raise BadImage(f"unsupported blob digest {self.digest!r} (only sha256)")
         self.size = int(desc["size"])
-        self.offset = 0
+        if not 0 <= offset <= self.size or (offset and prefix is None):
+            raise ValueError("a blob read from an offset needs the sha256 of the bytes before it")
+        self.offset = offset
         self.resumes = 0
         self.refetched = 0
         self._client, self._ref, self._progress = client, ref, progress
-        self._hash = hashlib.sha256()
+        self._hash = prefix if prefix is not None else hashlib.sha256()
         self._resp = None
         self._failures = 0
         self._failed_at = -1
@@ -383,6 +389,9 @@ class BlobReader(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         if self._verified:
+            return 0
+        if self.offset == self.size:  # nothing left to fetch (all of it was given as the prefix)
+            self._verify()
             return 0
         while True:
             try:
@@ -514,4 +523,4 @@ def describe(exc: BaseException) -> str:
     text = str(reason if isinstance(reason, BaseException) else exc)
     if isinstance(exc, urllib3.exceptions.ProtocolError) and exc.args and isinstance(exc.args[0], str):
         text = exc.args[0]
-    return re.sub(r"<[^>]*>:\s*|HTTP(S)?ConnectionPool\([^)]*\):\s*", "", text).strip() or type(exc).__name__
+    return re.sub(r"<[^>]*>:\s*|HTTP(S)?Connection(Pool)?\([^)]*\):\s*", "", text).strip() or type(exc).__name__

@@ -51,8 +51,8 @@ class RemoteDisk:
     @property
     def qcow2_size(self) -> int | None:
         """The disk's size when it is known before download (form (b))."""
-        typed = [layer for layer in self.manifest.layers if layer.get("mediaType") == mt.QCOW2]
-        return int(typed[0]["size"]) if len(typed) == 1 else None
+        layer = qcow2_layer(self)
+        return int(layer["size"]) if layer else None
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,29 @@ def extract(
         what = f"no {member}" if member else "no .qcow2 file"
         raise BadImage(f"{disk.reference} holds {what}")
     return found[0]
+
+
+def qcow2_layer(disk: RemoteDisk, member: str | None = None) -> dict | None:
+    """The one layer that is the qcow2 itself (form (b)), titled ``member`` when given: what a
+    pull can resume byte by byte."""
+    typed = [layer for layer in disk.manifest.layers if layer.get("mediaType") == mt.QCOW2]
+    if len(typed) != 1:
+        return None
+    title = (typed[0].get("annotations") or {}).get(mt.TITLE) or typed[0]["digest"]
+    return typed[0] if member is None or _normal(member) == _normal(title) else None
+
+
+def resume_qcow2(client: Client, disk: RemoteDisk, out: BinaryIO, have: int, prefix, progress=None) -> Extracted:
+    """Form (b): write the qcow2 layer to ``out`` from byte ``have`` on (``out`` positioned there,
+    ``prefix`` the sha256 of the bytes before it); the whole layer is verified against its digest."""
+    layer = qcow2_layer(disk)
+    if layer is None:
+        raise BadImage(f"{disk.reference} is not a single qcow2 layer; it cannot be resumed")
+    with client.open_blob(disk.reference, layer, progress, offset=have, prefix=prefix) as blob:
+        _copy(blob, out, None)
+        blob.drain()
+    title = (layer.get("annotations") or {}).get(mt.TITLE) or blob.digest
+    return Extracted(blob.digest, blob.size, blob.digest, title)
 
 
 def _scan_layer(blob: BlobReader, layer: dict, wanted: str | None, out: BinaryIO, found: list) -> None:

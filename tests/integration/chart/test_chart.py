@@ -1,7 +1,9 @@
 """The chart against the real API server and helm: both disk modes, the values
 schema, disk upload through the API and patching the release's PVC."""
 
+import base64
 import hashlib
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -52,13 +54,27 @@ def test_both_disk_modes_pass_server_side_dry_run(chart, kubectl, read_only):
     assert b"statefulset.apps/loco-emulator created (server dry run)" in result.stdout
 
 
+def test_check_mode_of_a_first_install_fails_where_the_install_would(local_cluster, chart, kubectl):
+    """The plan of a release not installed yet is a server-side dry run: values the chart's schema
+    accepts but the API server refuses (a CPU quantity that is not one) fail in check mode."""
+    kubectl("create", "namespace", "first-install")
+    helm = Helm(kubeconfig=str(local_cluster.kubeconfig))
+    bad = {"emulator": {"resources": {"limits": {"cpu": "1x"}}}}  # fits the schema, not the API
+    with pytest.raises(LocoError, match="the API server refuses StatefulSet loco-emulator of release loco: .*"
+                                        "quantities must match the regular expression"):
+        helm.plan("loco", "first-install", str(chart), bad)
+    assert helm.plan("loco", "first-install", str(chart), {}).action == "install"
+    assert helm.plan("loco", "not-created-yet", str(chart), {}).action == "install"  # helm's own checks then
+    assert helm.release("loco", "first-install") is None
+
+
 def volumes_of(api, namespace: str) -> dict:
     sts = client.AppsV1Api(api).read_namespaced_stateful_set("loco-emulator", namespace)
     return {v.name: v for v in sts.spec.template.spec.volumes}
 
 
 def upload(api, image: Path, pvc: str, namespace: str, **extra) -> dict:
-    request = UploadRequest(image=image, pvc=pvc, namespace=namespace, access_modes=("ReadOnlyMany",),
+    request = UploadRequest(image=image, pvc=pvc, namespace=namespace, access_modes=("ReadWriteOnce",),
                             timeout=60, **extra)
     return DiskUploader(api, request).run().as_dict()
 
@@ -126,7 +142,7 @@ def test_wrong_digest_fails_loudly_and_installs_nothing(local_cluster, small_qco
     api = local_cluster.api()
     ns = "corrupt"
     client.CoreV1Api(api).create_namespace({"metadata": {"name": ns}})
-    with pytest.raises(LocoError, match="sha256 of the uploaded image in the cluster is"):
+    with pytest.raises(LocoError, match="the uploaded image in the cluster has sha256 [0-9a-f]{64}, expected"):
         upload(api, small_qcow2, "bad-disk", ns, expected_sha256="0" * 64)
     directory = pv_dir(api, ns, "bad-disk")
     assert list(directory.iterdir()) == []
@@ -144,8 +160,10 @@ def test_interrupted_upload_resumes_from_the_part_file(local_cluster, small_qcow
     # A first run that died half way left its part file behind.
     uploader = DiskUploader(api, UploadRequest(image=small_qcow2, pvc="resume-disk", namespace=ns))
     uploader._create_claim(small_qcow2.stat().st_size)
+    uploader._start_uploader()  # the claim is bound once a pod needs it
     directory = bound_dir(api, ns, "resume-disk")
     (directory / Path(uploader.part_path()).name).write_bytes(small_qcow2.read_bytes()[:half])
+    uploader._delete_uploader()
     # The snapshot module's form of the digest, as bootstrap passes it on.
     known = {"expected_sha256": f"sha256:{sha}"} if digest_known else {}
     result = upload(api, small_qcow2, "resume-disk", ns, **known)
@@ -166,3 +184,23 @@ def test_too_small_pvc_and_missing_storage_class_are_clear_errors(local_cluster,
         upload(api, small_qcow2, "tiny", ns)
     with pytest.raises(LocoError, match="storage class 'nope' does not exist"):
         upload(api, small_qcow2, "other", ns, storage_class="nope")
+
+
+def test_turn_server_reaches_clients_without_its_secret_in_any_manifest(chart, kubectl):
+    import yaml
+
+    kubectl("create", "namespace", "turn", check=False)
+    rendered = helm_template(chart, "streaming.turn.enabled=true", "streaming.turn.host=turn.example.com",
+                             "streaming.turn.service.type=LoadBalancer").stdout
+    documents = [d for d in yaml.safe_load_all(rendered) if d]
+    config = next(d for d in documents if d["kind"] == "ConfigMap")
+    assert json.loads(config["data"]["webrtc.json"]) == {"iceServers": [{"urls": [
+        "turn:turn.example.com:3478?transport=udp", "turn:turn.example.com:3478?transport=tcp"]}]}
+    gateway = next(d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "loco-streaming")
+    assert "--turn-secret-file=/turn/secret" in gateway["spec"]["template"]["spec"]["containers"][0]["args"]
+    secret = next(d for d in documents if d["kind"] == "Secret" and d["metadata"]["name"] == "loco-turn")
+    value = base64.b64decode(secret["data"]["secret"]).decode()
+    assert value not in rendered.replace(secret["data"]["secret"], "")  # only in the Secret, encoded
+    result = kubectl("apply", "-n", "turn", "--dry-run=server", "-f", "-", input=rendered.encode())
+    assert b"deployment.apps/loco-turn created (server dry run)" in result.stdout
+    assert b"service/loco-turn created (server dry run)" in result.stdout

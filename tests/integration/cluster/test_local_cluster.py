@@ -19,6 +19,7 @@ from kubernetes import client
 
 from loco_lan import kube
 from loco_lan.cluster.agent import SANDBOX_ANNOTATION
+from loco_lan.kube.portforward import PortForwards
 
 pytestmark = pytest.mark.cluster
 
@@ -37,6 +38,17 @@ def wait_sandboxed(api, namespace: str, selector: str, count: int) -> list:
             return pods
         time.sleep(0.3)
     raise AssertionError("pods were not sandboxed by the agent")
+
+
+def forwarded_pod(local_cluster, kubectl, name: str, port: int, target: int) -> None:
+    """A pod whose ``port`` the agent forwards to 127.0.0.1:``target`` on this machine, sandboxed."""
+    apply_manifest(kubectl, {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": name},
+                     "annotations": {"loco.lan/port-forward": f'{{"{port}": "127.0.0.1:{target}"}}'}},
+        "spec": {"containers": [{"name": "main", "image": "example.invalid/web:1"}]},
+    })
+    wait_sandboxed(local_cluster.api(), "default", f"app={name}", 1)
 
 
 def test_statefulset_mounts_pvc_and_cp_reaches_the_volume(local_cluster, kubectl, tmp_path):
@@ -90,14 +102,7 @@ def test_port_forward_reaches_a_local_process(local_cluster, kubectl):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        apply_manifest(kubectl, {
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "forwarded", "namespace": "default", "labels": {"app": "forwarded"},
-                         "annotations": {"loco.lan/port-forward":
-                                         f'{{"8080": "127.0.0.1:{server.server_address[1]}"}}'}},
-            "spec": {"containers": [{"name": "main", "image": "example.invalid/web:1"}]},
-        })
-        wait_sandboxed(local_cluster.api(), "default", "app=forwarded", 1)
+        forwarded_pod(local_cluster, kubectl, "forwarded", 8080, server.server_address[1])
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             local_port = sock.getsockname()[1]
@@ -119,6 +124,33 @@ def test_port_forward_reaches_a_local_process(local_cluster, kubectl):
             forward.wait(10)
     finally:
         server.shutdown()
+
+
+def test_port_forward_closes_the_pods_end_when_the_client_closes(local_cluster, kubectl):
+    """As a kubelet does: a server taking one client at a time (as QEMU's serial, the guest
+    channel, does) answers every connection in turn through one kubectl port-forward."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=1)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:  # closed: the test is over
+                return
+            with conn:
+                conn.sendall(b"hello\n")
+                while conn.recv(4096):  # until the client's end closes
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        forwarded_pod(local_cluster, kubectl, "one-client", 4555, server.getsockname()[1])
+        with PortForwards("default", [("one-client", 4555)], kubeconfig=str(local_cluster.kubeconfig)) as forwards:
+            for _ in range(3):  # no retry: the forward listens once PortForwards is entered
+                with socket.create_connection(("127.0.0.1", forwards.port("one-client", 4555)), timeout=30) as conn:
+                    assert conn.makefile("rb").readline() == b"hello\n"
+    finally:
+        server.close()
 
 
 def test_rbac_is_enforced(local_cluster, kubectl):

@@ -2,6 +2,7 @@
 QEMU booting a real demo qcow2 from a PVC, reachable through ``kubectl port-forward``,
 restarted when they die and stopped with their pods."""
 
+import asyncio
 import json
 import os
 import re
@@ -15,14 +16,18 @@ import pytest
 import yaml
 from kubernetes import client
 
-from loco_lan import demodisk, kube
+from loco_lan import demoguest, kube
 from loco_lan.bootcheck import check_pods
-from loco_lan.cluster.localemu import PID_FILE, LocalEmulators
+from loco_lan.cluster.localemu import PID_FILE, VNC_PORT, LocalEmulators
 from loco_lan.diskupload import DiskUploader, UploadRequest
+from loco_lan.focus.quota import CgroupFs, cpu_millis
 from loco_lan.kube.portforward import PortForwards
+from loco_lan.process import cpu_seconds
+from loco_lan.rfb import RFBClient, RFBError
 
 pytestmark = [pytest.mark.cluster, pytest.mark.qemu, pytest.mark.slow]
 NS = "local-emulators"
+F7_MAKE = 0x41  # the set-1 scancode the guest logs for F7
 
 
 def qemu_pids(cluster_dir, uid: str = "") -> dict[int, str]:
@@ -76,9 +81,9 @@ def emulators(local_cluster, kubectl, tmp_path_factory):
     """Two emulator pods on the demo disk; on the way out, no QEMU of this cluster may be left."""
     kubectl("create", "namespace", NS)
     disk = tmp_path_factory.mktemp("demo") / "win98.qcow2"
-    demodisk.ensure(disk)
+    demoguest.ensure(disk)
     api = local_cluster.api()
-    DiskUploader(api, UploadRequest(image=disk, pvc="win98-disk", namespace=NS, access_modes=("ReadOnlyMany",),
+    DiskUploader(api, UploadRequest(image=disk, pvc="win98-disk", namespace=NS, access_modes=("ReadWriteOnce",),
                                     timeout=60)).run()
     kubectl("apply", "-f", "-", input=yaml.safe_dump(statefulset("emu", 2)).encode())
     try:
@@ -221,3 +226,92 @@ def test_a_vnc_password_from_a_secret_volume_locks_the_screen(local_cluster, kub
     assert "requires a VNC password" in unasked.detail
     kubectl("delete", "statefulset", "-n", NS, "locked", "--wait=false")
     wait_for(lambda: not qemu_pids(local_cluster.dir, pod.metadata.uid), "the locked pod's QEMU to stop")
+
+
+def cpu_used(pid: int, seconds: float = 3.0) -> float:
+    """CPUs process ``pid`` used over ``seconds`` (its user + system time over elapsed time; the
+    same on cgroup v1 and v2)."""
+
+    start, begun = cpu_seconds(pid), time.monotonic()
+    deadline = begun + seconds
+    while time.monotonic() < deadline:  # a measuring window, not a wait for something
+        time.sleep(0.1)
+    return (cpu_seconds(pid) - start) / (time.monotonic() - begun)
+
+
+def keep_busy(kubeconfig: str, pod: str) -> demoguest.Panel:
+    """Press F7 on the pod's guest, through its port-forward as a viewer would: it stops halting
+    while it waits (as Windows 98 idles), so it uses all the CPU it is given.  The panel that
+    shows the guest took the key."""
+    with PortForwards(NS, [(pod, VNC_PORT)], kubeconfig=kubeconfig) as forwards:
+
+        async def press() -> demoguest.Panel | None:
+            try:
+                vnc = await RFBClient.connect("127.0.0.1", forwards.port(pod, VNC_PORT))
+            except RFBError:
+                return None  # the forward is not up yet
+            async with vnc:
+                deadline = time.monotonic() + 60
+                while (await vnc.refresh()).shape[:2] != demoguest.MAIN_MODE[1::-1]:
+                    assert time.monotonic() < deadline, "the demo desktop did not come up"
+                await vnc.press(demoguest.KEYSYMS["F7"])
+                while (panel := demoguest.read_panel(await vnc.refresh())).log[-2] != F7_MAKE:
+                    assert time.monotonic() < deadline, f"the guest did not take F7: {panel}"
+                return panel
+
+        return wait_for(lambda: asyncio.run(press()), "the guest's VNC through the port-forward")
+
+
+def test_a_cpu_resize_reaches_the_guest_and_one_beyond_the_node_is_refused(local_cluster, kubectl, emulators, row):
+    """CPU limit lowered under a busy guest, then raised beyond the node (pods/resize, local cluster)"""
+    # The emulator's CPU limit is its cgroup's CPU quota, as a container runtime sets it: a resize
+    # down really slows a busy guest (QEMU's CPU time measured), is reported done only once applied,
+    # and a resize to more than the node has stays PodResizePending/Infeasible with the old limit.
+    cpu = statefulset("cpu", 1)
+    given = {"cpu": "1", "memory": "256Mi"}
+    cpu["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": given, "requests": given}
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(cpu).encode())
+    (pod,) = kube.wait_pods_ready(emulators, NS, "app=cpu", 1, timeout=120)
+    ((qemu, _),) = wait_for(lambda: qemu_pids(local_cluster.dir, pod.metadata.uid), "QEMU of the cpu pod").items()
+    cgroups = CgroupFs.detect(name="loco-lan-agent")  # the agent's, as it found them
+    assert str(qemu) in (cgroups.base / pod.metadata.uid / "cgroup.procs").read_text().split()
+    assert wait_for(lambda: cgroups.read_cpus(pod.metadata.uid) == 1.0, "the 1-CPU limit")
+    idle = cpu_used(qemu)
+    keep_busy(str(local_cluster.kubeconfig), pod.metadata.name)
+    full = cpu_used(qemu)
+    assert full >= 0.7 and full >= 5 * idle  # busy: it takes the CPU it is given (an idle guest halts)
+
+    def resize(cpus: str) -> None:
+        body = {"spec": {"containers": [{"name": "emulator", "resources": {
+            "limits": {"cpu": cpus}, "requests": {"cpu": cpus}}}]}}
+        kubectl("patch", "pod", "-n", NS, pod.metadata.name, "--subresource", "resize", "--patch", json.dumps(body))
+
+    def running_with() -> str:
+        (status,) = client.CoreV1Api(emulators).read_namespaced_pod(pod.metadata.name, NS).status.container_statuses
+        return status.resources.limits["cpu"]
+
+    resize("100m")
+    wait_for(lambda: running_with() == "100m", "the kubelet's report of the resize")
+    assert cgroups.read_cpus(pod.metadata.uid) == 0.1
+    slowed = cpu_used(qemu)
+    print(f"QEMU used {idle:.2f} CPU idle and {full:.2f} busy with a 1-CPU limit, {slowed:.2f} busy after the "
+          f"resize to 100m: {slowed / full:.2f} of what it had")
+    assert slowed <= 0.15 and slowed / full <= 0.2  # the cap holds (0.1 CPU, plus one period's slack)
+
+    node = client.CoreV1Api(emulators).read_node(pod.spec.node_name)
+    beyond = cpu_millis(node.status.allocatable["cpu"]) * 2
+    resize(f"{beyond}m")  # more than the node has
+
+    def refused():
+        conditions = client.CoreV1Api(emulators).read_namespaced_pod(pod.metadata.name, NS).status.conditions
+        return next((c for c in conditions or [] if c.type == "PodResizePending" and c.reason == "Infeasible"), None)
+
+    infeasible = wait_for(refused, "PodResizePending Infeasible").message
+    assert f"requested: {beyond}m" in infeasible
+    assert running_with() == "100m" and cgroups.read_cpus(pod.metadata.uid) == 0.1
+    assert set(qemu_pids(local_cluster.dir, pod.metadata.uid)) == {qemu}  # resized in place, not restarted
+    row.saw = (f"busy guest's QEMU {full:.2f} CPU at a 1-CPU limit, {slowed:.2f} at 100m ({slowed / full:.2f} of "
+               f"it; idle {idle:.2f}); {beyond}m: PodResizePending/Infeasible")
+    row.kept = "the 100m limit, in the cgroup and the pod's status; the same pod and QEMU"
+    kubectl("delete", "statefulset", "-n", NS, "cpu", "--wait=false")
+    wait_for(lambda: not qemu_pids(local_cluster.dir, pod.metadata.uid), "the cpu pod's QEMU to stop")

@@ -15,7 +15,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pytest
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from PIL import Image
@@ -251,11 +250,8 @@ def _runs(heads: np.ndarray, lengths: np.ndarray, singles_bare: bool) -> bytes:
     return buffer.tobytes()
 
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "win98-screens"
+FIXTURES = Path(__file__).resolve().parents[2] / "data" / "win98-screens"
 
 
 def fixture_screen(name: str) -> np.ndarray:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"labelled screens not found at {FIXTURES}")
-    return np.asarray(Image.open(path).convert("RGB"))
+    return np.asarray(Image.open(FIXTURES / name).convert("RGB"))

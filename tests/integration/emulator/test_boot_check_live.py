@@ -161,3 +161,21 @@ def test_qemu_screens_that_are_not_the_desktop(emulator, boot_disks, tmp_path, d
     assert (result.ok, result.state, result.screenshot) == (False, state, shot), result.detail
     with Image.open(shot) as png:
         assert png.size == size
+
+
+def test_cli_result_line_and_log_lines_never_share_a_line(screen_server):
+    """What a terminal shows (stdout and stderr on one stream): every line is whole, a log line or
+    the result line, never one run into the other."""
+    server = screen_server(fixture_screen("d0.png"))
+    target = f"127.0.0.1:{server.port}"
+    run = subprocess.run(
+        [sys.executable, "-m", "loco_lan.cli", "boot-check", "--vnc", target, "--timeout", "20", "--interval", "0.2",
+         "--settle", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stdout
+    assert run.stdout.endswith("\n")
+    lines = run.stdout.splitlines()
+    results = [line for line in lines if line.startswith(f"{target}\t")]
+    assert len(results) == 1 and results[0].startswith(f"{target}\tdesktop\tok after "), lines
+    logs = [line for line in lines if line not in results]
+    assert logs and all(" INFO " in line and target not in line.split(" INFO ", 1)[0] for line in logs), lines

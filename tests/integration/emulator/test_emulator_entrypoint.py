@@ -58,8 +58,8 @@ def test_print_command_checks_the_disk_and_starts_nothing(boot_disks):
         timeout=30,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("qemu-system-i386 -name loco-instance-0 -machine pc -accel ")
-    assert "-cpu pentium2" in result.stdout and "-vnc 0.0.0.0:1,password=on" in result.stdout
+    assert result.stdout.startswith("qemu-system-i386 -name loco-instance-0 -machine pc,pcspk-audiodev=snd0 -accel ")
+    assert "-cpu pentium2" in result.stdout and "-vnc 0.0.0.0:1,password=on,audiodev=snd0" in result.stdout
     assert "secret" not in result.stdout
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from loopthread import LoopThread
 
-from loco_lan import demodisk, qmp
+from loco_lan import demoguest, qmp
 from loco_lan.emulator.config import from_env
 from loco_lan.emulator.lanhub import LanHub, LanUplink, encode_frame
 from loco_lan.emulator.qemu import build_command
@@ -332,7 +332,7 @@ def qemus(tmp_path, free_port):
         pytest.skip("qemu-system-i386 not installed")
     started: list[Qemu] = []
     base = tmp_path / "demo.qcow2"
-    demodisk.ensure(base)
+    demoguest.ensure(base)
 
     def start(hub_port: int, count: int) -> list[Qemu]:
         for ordinal in range(1, count + 1):

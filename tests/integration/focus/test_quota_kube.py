@@ -5,11 +5,13 @@ so the test also proves those rules are all it needs. The API server only resize
 pods whose kubelet reported container resources in their status; the local
 cluster's node agent reports them like a kubelet that can resize, except for
 pods annotated ``loco.lan/in-place-resize: "false"``.  Pod 0 loses that
-annotation (resized in place), pod 1 keeps it (it must get the annotation fallback).
+annotation (resized in place, applied once the agent reports it), pod 1 keeps it: nothing
+is written to it and /healthz says, for it alone, that its share is not applied and why.
 """
 
 import json
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -151,18 +153,24 @@ def test_focus_switches_resize_emulator_pods_in_place(local_cluster, kubectl, fo
         time.sleep(0.2)
     service.post("/api/active", {"ids": ["instance-0"]})
     pods = wait_cpu({"loco-emulator-0": ("1", "1"), "loco-emulator-1": ("1", "1")})  # 1000m reads back as 1
-    deadline = time.monotonic() + 60
-    while (pods[1].metadata.annotations or {}).get("loco.lan/cpu") != "250m":
-        assert time.monotonic() < deadline, service.log.read_text()
+
+    def health() -> dict:
+        with urllib.request.urlopen(service.url + "/healthz", timeout=5) as response:
+            return json.load(response)
+
+    deadline = time.monotonic() + 60  # pod 0 applied (reported by its kubelet), pod 1 honestly not
+    while (reported_cpu(core, "loco-emulator-0"), health()["quota_not_applied"]) != ("1", {
+            "instance-1": "not applied: the node of loco-emulator-1 cannot resize in place"}):
+        assert time.monotonic() < deadline, f"{health()}\n{service.log.read_text()}"
         time.sleep(0.2)
-        pods = sorted(
-            core.list_namespaced_pod(NS, label_selector=selector).items, key=lambda p: p.metadata.name
-        )
-    for pod in pods:  # resized or annotated in place: same pods, nothing restarted
+    assert health()["quota"] == "pending"
+    assert "loco.lan/cpu" not in (pods[1].metadata.annotations or {})
+    for pod in pods:  # resized in place or left alone: same pods, nothing restarted
         assert identity[pod.metadata.name] == (
             pod.metadata.uid,
             [s.restart_count for s in pod.status.container_statuses or []],
         )
     log = service.log.read_text()
-    assert log.count("cannot resize in place") == 1
+    # once per focus change that asked pod 1 for a new share, not once per retry
+    assert log.count("cannot resize in place") == 2
     assert "no pods/resize subresource" not in log

@@ -16,7 +16,7 @@ BIN = Path(sys.executable).parent
 
 
 def run_playbook(lan, tmp_path, *args: str) -> subprocess.CompletedProcess:
-    extra = {"loco_local_cluster": False, "cluster_tests_netns": lan.namespaces,
+    extra = {"loco_local_cluster": False, "cluster_tests_netns": lan.namespaces, "cluster_tests_network": True,
              "cluster_tests_interface": INTERFACE, "cluster_tests_port_timeout": 1.5,
              "cluster_tests_report_dir": str(tmp_path)}
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from loco_lan.cluster.local import LocalCluster
+from loco_lan.liveaccess import LiveAccess, LiveConfig
 from loco_lan.netutil import bindable
 
 REPO = Path(__file__).resolve().parents[3]
@@ -33,12 +34,15 @@ class PlaybookRun:
 
 @pytest.fixture
 def live_ports():
-    """``-e`` options giving live.yml VNC and health base ports whose next ten ports are
-    free, below the kernel's ephemeral range (32768 up) where connections could take them."""
+    """``-e`` options giving live access VNC and health base ports whose next ten ports are free,
+    and a free gateway port, below the kernel's ephemeral range (32768 up) where connections could
+    take them."""
     while True:
         vnc, health = random.randrange(20000, 25000, 10), random.randrange(25000, 30000, 10)
-        if all(bindable(base + i) for base in (vnc, health) for i in range(10)):
-            return vnc, health, ("-e", f"loco_live_vnc_base_port={vnc}", "-e", f"loco_live_health_base_port={health}")
+        web = random.randrange(30000, 32000)
+        if bindable(web) and all(bindable(base + i) for base in (vnc, health) for i in range(10)):
+            return vnc, health, ("-e", f"loco_live_vnc_base_port={vnc}", "-e", f"loco_live_health_base_port={health}",
+                                 "-e", f"loco_live_web_port={web}")
 
 
 @pytest.fixture
@@ -59,6 +63,9 @@ def sandbox(tmp_path_factory):
 
     run.root = root
     yield run
+    live = root / "state" / "loco-lan" / "live"
+    for state in live.glob("live-*.json"):  # bootstrap.yml leaves live access running, as a user wants it
+        LiveAccess(LiveConfig(**json.loads(state.read_text())["config"]), live).stop()
     clusters = root / "state" / "loco-lan" / "clusters"
     for cluster in clusters.iterdir() if clusters.exists() else []:
         LocalCluster(cluster.name, state_root=clusters).down()

@@ -7,21 +7,22 @@ import pytest
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 LOCAL = "inventories/local"
+SCREEN = ("-e", "loco_demo_guest=screen")  # the demo disk that boots in a second: these test the playbooks
 
 
 def instances(path) -> list[dict]:
     return json.loads(path.read_text())
 
 
-def test_bootstrap_is_idempotent_and_follows_scaling(sandbox):
+def test_bootstrap_is_idempotent_and_follows_scaling(sandbox, live_ports):
     config = sandbox.root / "config"
-    args = ("-e", f"loco_config_dir={config}", "-e", "loco_local_cluster_name=boot")
+    args = ("-e", f"loco_config_dir={config}", "-e", "loco_local_cluster_name=boot", *SCREEN, *live_ports[2])
     first = sandbox("bootstrap.yml", LOCAL, *args)
     assert first.returncode == 0, first.output[-3000:]
     entries = instances(config / "instances.json")
     assert [e["id"] for e in entries] == ["instance-0", "instance-1", "instance-2"]
     assert all(e["ready"] and e["status"] == "ready" for e in entries)
-    assert json.loads((config / "active.json").read_text()) == {"active": []}
+    assert json.loads((config / "active.json").read_text()) == {"active": [], "seq": 0}
     assert json.loads((config / "hotkeys.json").read_text())["focus"]["Ctrl+3"] == "instance-2"
 
     second = sandbox("bootstrap.yml", LOCAL, *args)
@@ -66,7 +67,8 @@ loco_clusters:
 
 def test_a_pod_that_cannot_be_scheduled_fails_the_bootstrap_with_its_events(sandbox):
     config = sandbox.root / "config"
-    run = sandbox("bootstrap.yml", LOCAL, "-e", f"loco_config_dir={config}", "-e", "loco_local_cluster_name=stuck",
+    run = sandbox("bootstrap.yml", LOCAL, *SCREEN, "-e", f"loco_config_dir={config}",
+                  "-e", "loco_local_cluster_name=stuck",
                   "-e", "loco_ready_timeout=15", "-e", "loco_replicas=1",
                   "-e", '{"loco_chart_values": {"emulator": {"nodeSelector": {"disktype": "floppy"}}}}')
     assert run.returncode != 0

@@ -49,6 +49,7 @@ def test_live_access_forwards_every_emulator_and_rewrites_instances(sandbox, liv
     config = sandbox.root / "config"
     vnc_base, health_base, ports = live_ports
     common = ("-e", f"loco_config_dir={config}", "-e", "loco_local_cluster_name=live", "-e", "loco_replicas=2",
+              "-e", "loco_demo_guest=screen",  # no guest runs here: the quickest disk to build
               "-e", json.dumps({"loco_chart_values": {"emulator": {"podAnnotations": {
                   "loco.lan/port-forward": forward}}}}))
     boot = sandbox("bootstrap.yml", "inventories/local", *common)

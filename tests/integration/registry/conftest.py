@@ -13,12 +13,6 @@ _names = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory):
-    with LocalRegistry(tmp_path_factory.mktemp("registry")) as running:
-        yield running
-
-
-@pytest.fixture(scope="session")
 def auth_registry(tmp_path_factory):
     base = tmp_path_factory.mktemp("auth-registry")
     make_htpasswd(base / "htpasswd", USER, PASSWORD)

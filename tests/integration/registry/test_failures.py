@@ -5,11 +5,12 @@ import socket
 import subprocess
 
 import pytest
+from cuttingproxy import CuttingProxy
 from regkit import PASSWORD, USER, fast_client, files_in, push_tar_image, sha256_file
 
 from loco_lan import snapshot
 from loco_lan.errors import LocoError
-from loco_lan.localregistry import CuttingProxy, blob_path
+from loco_lan.localregistry import blob_path
 from loco_lan.oci import (
     AuthFailed,
     BadImage,

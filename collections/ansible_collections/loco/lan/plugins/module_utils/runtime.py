@@ -4,7 +4,8 @@
 
 """What every loco.lan module shares: the check that the loco-lan runtime package
 (where the real work is done) is importable, the cluster connection options, and
-turning the runtime's LocoError into a clean failure."""
+the one error path: the runtime's LocoError, and any Kubernetes API failure, become
+``fail_json`` with one clear line (what failed, on which object, what to do)."""
 
 from __future__ import annotations
 
@@ -57,9 +58,13 @@ class LocoModule(AnsibleModule):
         return self.call(kube.api_client, self.params["kubeconfig"], self.params["context"])
 
     def call(self, function, *args, **kwargs):
-        """``function(*args, **kwargs)``, with a LocoError turned into ``fail_json``
-        (its ``reason``, when it has one, is returned too)."""
+        """``function(*args, **kwargs)``, with a LocoError or a Kubernetes API failure turned
+        into ``fail_json`` (with the error's ``reason``, when it has one)."""
+        from loco_lan import kube
+
         try:
             return function(*args, **kwargs)
         except LocoError as exc:
             self.fail_json(msg=str(exc), reason=getattr(exc, "reason", "error"))
+        except kube.API_FAILURES as exc:
+            self.fail_json(msg=str(kube.api_error(exc)), reason="kube_api")

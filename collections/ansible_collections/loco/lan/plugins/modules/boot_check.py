@@ -139,25 +139,15 @@ table:
 """
 
 import json
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from loco_lan import bootcheck
-    from loco_lan.errors import LocoError
-    from loco_lan.fsutil import atomic_write
-except ImportError:
-    HAS_LOCO = False
-    LOCO_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_LOCO = True
-    LOCO_IMPORT_ERROR = None
+from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
 
 STATES = ["desktop", "dialog", "booting", "black", "game", "other"]
 
 
 def run(params):
+    from loco_lan import bootcheck
+
     options = dict(password=bootcheck.read_password(params["password_file"], "password_file"),
                    timeout=params["timeout"], interval=params["interval"], settle=params["settle"],
                    accept=tuple(params["accept"]), screenshot_dir=params["screenshot_dir"])
@@ -183,8 +173,19 @@ def table(results):
     return lines
 
 
+def checked(params):
+    """Every target's result, and the report written when asked for."""
+    from loco_lan.fsutil import atomic_write
+
+    results = [result.as_dict() for result in run(params)]
+    ok = all(result["ok"] for result in results)
+    if params["report"]:
+        atomic_write(params["report"], json.dumps({"ok": ok, "results": results}, indent=2) + "\n")
+    return ok, results
+
+
 def main():
-    module = AnsibleModule(
+    module = LocoModule(
         argument_spec=dict(
             targets=dict(type="list", elements="str"),
             instances=dict(type="path"),
@@ -199,25 +200,16 @@ def main():
             accept=dict(type="list", elements="str", choices=STATES, default=["desktop"]),
             screenshot_dir=dict(type="path"),
             report=dict(type="path"),
-            kubeconfig=dict(type="path"),
-            context=dict(type="str"),
         ),
+        kube=True,
         mutually_exclusive=[("targets", "instances", "namespace")],
         required_one_of=[("targets", "instances", "namespace")],
         supports_check_mode=True,
     )
-    if not HAS_LOCO:
-        module.fail_json(msg=missing_required_lib("loco-lan"), exception=LOCO_IMPORT_ERROR)
     params = module.params
     if params["timeout"] <= 0 or params["interval"] <= 0 or params["settle"] < 0:
         module.fail_json(msg="timeout and interval must be positive, settle not negative")
-    try:
-        results = [result.as_dict() for result in run(params)]
-        ok = all(result["ok"] for result in results)
-        if params["report"]:
-            atomic_write(params["report"], json.dumps({"ok": ok, "results": results}, indent=2) + "\n")
-    except LocoError as exc:
-        module.fail_json(msg=str(exc))
+    ok, results = module.call(checked, params)
     output = dict(changed=False, ok=ok, results=results, table=table(results),
                   states=dict((r["name"], r["state"]) for r in results))
     if not ok:

@@ -10,14 +10,18 @@ DOCUMENTATION = r"""
 module: disk_upload
 short_description: Upload a disk image into a PersistentVolumeClaim, verified and only when needed
 description:
-  - Ensures the PVC (sized from the image plus headroom), starts a short-lived
+  - Ensures the PVC (sized for two copies of the image plus headroom, since a
+    replacement is written beside the image it replaces), starts a short-lived
     uploader pod mounting it and streams the image through the Kubernetes API
     (C(exec) stdin) into a part file.
-  - The sha256 is verified inside the cluster before the part file is renamed
-    over the final name, and recorded as the PVC annotation C(loco.lan/disk-sha256).
+  - The part file is fsynced and its sha256 computed from the bytes on the volume
+    before it is renamed over the final name; the digest is recorded as the PVC
+    annotation C(loco.lan/disk-sha256).
   - When the annotation already matches the image, nothing is sent (C(changed=false)).
-  - An interrupted transfer resumes from the part file's size; a digest mismatch
-    removes the part file and leaves the previous image untouched.
+  - An interrupted transfer resumes from the part file's size. A volume without room
+    for the image fails before sending, saying how much more is needed; a failed
+    write (the volume full) or a digest mismatch removes the part file and leaves the
+    previous image untouched.
 version_added: 0.1.0
 author:
   - loco.lan developers (@loco-lan)
@@ -35,7 +39,9 @@ options:
     type: str
     required: true
   file_name:
-    description: Name of the image inside the volume.
+    description:
+      - Name of the image inside the volume - a plain file name (letters, digits, C(._+-), not
+        starting with a dot); anything else is refused.
     type: str
     default: win98.qcow2
   storage_class:
@@ -43,8 +49,11 @@ options:
     type: str
   access_modes:
     description:
-      - Access modes of a new PVC. Use V(ReadOnlyMany) or V(ReadWriteMany) where the storage
-        class supports it, so that many emulators can mount one shared base image.
+      - Access modes of a new PVC. The upload writes the claim, so it needs a writable mode;
+        V(ReadOnlyMany) alone is refused (CSI drivers publish such a volume read-only).
+      - V(ReadWriteOnce) suits a single node, or node-local storage such as local-path (every
+        pod using the claim is then scheduled on its node); V(ReadWriteMany) several nodes.
+        Either way the emulators mount it read-only and share one base image.
     type: list
     elements: str
     default: [ReadWriteOnce]
@@ -57,8 +66,8 @@ options:
     default: 10
   uploader_image:
     description:
-      - Image of the uploader pod; it needs C(sh), C(cat), C(tee), C(wc), C(mv), and C(sha256sum) or
-        C(openssl) (used when present, being faster).
+      - Image of the uploader pod; it needs C(sh), C(cat), C(df), C(sync), C(wc), C(mv), and
+        C(sha256sum) or C(openssl) (used when present, being faster).
     type: str
     default: docker.io/library/busybox:1.36
   expected_sha256:
@@ -91,7 +100,7 @@ EXAMPLES = r"""
     image: /var/cache/loco/win98.qcow2
     pvc: win98-disk
     namespace: loco
-    access_modes: [ReadOnlyMany]
+    access_modes: [ReadWriteMany]
 """
 
 RETURN = r"""

@@ -70,21 +70,17 @@ def main():
         supports_check_mode=True,
     )
     from kubernetes import client
-    from kubernetes.client.rest import ApiException
 
     from loco_lan import kube
 
     p = module.params
     api = module.api()
     selector = "app.kubernetes.io/component=emulator,app.kubernetes.io/instance=%s" % p["release"]
-    try:
-        count = p["count"]
-        if count is None:
-            count = client.AppsV1Api(api).read_namespaced_stateful_set(
-                "%s-emulator" % p["release"], p["namespace"]).spec.replicas
-        pods = module.call(kube.wait_pods_ready, api, p["namespace"], selector, count, timeout=p["timeout"])
-    except ApiException as exc:
-        module.fail_json(msg="cannot read the emulators: %s %s" % (exc.status, exc.reason))
+    count = p["count"]
+    if count is None:
+        count = module.call(client.AppsV1Api(api).read_namespaced_stateful_set,
+                            "%s-emulator" % p["release"], p["namespace"]).spec.replicas
+    pods = module.call(kube.wait_pods_ready, api, p["namespace"], selector, count, timeout=p["timeout"])
     module.exit_json(changed=False, pods=[pod.metadata.name for pod in pods])
 
 

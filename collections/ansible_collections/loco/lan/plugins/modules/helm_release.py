@@ -67,7 +67,9 @@ requirements:
   - loco-lan (the project's runtime package)
 attributes:
   check_mode:
-    description: Plans the change (including the server-side dry run) and reports it without applying it.
+    description:
+      - Plans the change and reports it without applying it; an install as well as an upgrade is
+        dry-run on the API server, so check mode fails where the real run would.
     support: full
   diff_mode:
     description: Shows the release's values before and after.

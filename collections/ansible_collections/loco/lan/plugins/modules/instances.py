@@ -14,7 +14,7 @@ description:
     C(instances.json) - one entry per ordinal, ids C(instance-<ordinal>), URLs and
     readiness from the cluster - validated against the project's JSON Schema.
   - Writes atomically and only when the content changes. Creates C(active.json)
-    (nothing focused) and C(hotkeys.json) (Ctrl+1..9 for the first nine instances)
+    (nothing focused) and C(hotkeys.json) (Ctrl+1..9 for the first nine instances, the VR controllers' defaults)
     when they are missing, and never overwrites them.
 version_added: 0.1.0
 author:

@@ -42,9 +42,26 @@ options:
     type: list
     elements: str
   interface:
-    description: The LAN interface on each host (the emulator's bridge in bridge, vxlan and macvlan modes).
+    description:
+      - The LAN interface on each host (the emulator's bridge in bridge, vxlan and macvlan modes).
+      - Defaults to C(br0), and to C(eth0) (the test guest's LAN card) with O(guests).
     type: str
-    default: br0
+  guests:
+    description:
+      - Run the checks inside the guests instead of the pods, over each pod's guest channel (COM1, reached
+        by port-forward to the pod's port 4555). The test guest (C(loco testguest build)) serves one.
+      - With O(namespace) only.
+    type: bool
+    default: false
+  hub:
+    description:
+      - Also check the segment from instance 0's LAN hub (socket mode), reached by port-forward to its health
+        port - its probe port ARPs and pings every guest whatever OS it runs, so every guest must answer at
+        192.168.10.<ordinal+10> with its own MAC (52:54:00:4c:4f:<ordinal>), no two guests sharing an IP or
+        MAC. The hub's table (per port - the MACs learned, frames, drops) is part of the report.
+      - Alone (without O(guests)) only this check runs. With O(namespace) only.
+    type: bool
+    default: false
   checks:
     description: Which checks to run.
     type: list
@@ -97,6 +114,12 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ lan.table }}"
 
+- name: Check the test guests' own LAN, from inside them and from the hub
+  loco.lan.netcheck:
+    namespace: loco
+    guests: true
+    hub: true
+
 - name: Check only the DirectPlay ports between three network namespaces
   loco.lan.netcheck:
     netns: [emu-0, emu-1, emu-2]
@@ -137,14 +160,24 @@ from ansible_collections.loco.lan.plugins.module_utils.runtime import LocoModule
 CHECKS = ["arp", "ipv6", "directplay"]
 
 
-def hosts_of(module):
-    from loco_lan.netcheck import kube_hosts, netns_hosts
+def checked(module, interface):
+    """The report of the checks the parameters ask for."""
+    from loco_lan.netcheck import kube_hosts, netns_hosts, run_checks
+    from loco_lan.netcheck.hosts import kube_guest_lan
 
     params = module.params
+    timing = (params["ping_timeout"], params["port_timeout"])
     if params["netns"]:
-        return netns_hosts(params["netns"], params["python"] or sys.executable)
-    return kube_hosts(module.api(), params["namespace"], params["selector"], params["container"],
-                      params["python"] or "python3")
+        hosts = netns_hosts(params["netns"], params["python"] or sys.executable)
+        return run_checks(hosts, interface, params["checks"], *timing)
+    if params["guests"] or params["hub"]:
+        with kube_guest_lan(module.api(), params["namespace"], params["selector"], kubeconfig=params["kubeconfig"],
+                            context=params["context"], guests=params["guests"], hub=params["hub"]) as lan:
+            hosts, hub, guests = lan
+            return run_checks(hosts, interface, params["checks"], *timing, hub=hub, guests=guests)
+    hosts = kube_hosts(module.api(), params["namespace"], params["selector"], params["container"],
+                       params["python"] or "python3")
+    return run_checks(hosts, interface, params["checks"], *timing)
 
 
 def main():
@@ -154,7 +187,9 @@ def main():
             selector=dict(type="str", default="app.kubernetes.io/component=emulator"),
             container=dict(type="str"),
             netns=dict(type="list", elements="str"),
-            interface=dict(type="str", default="br0"),
+            interface=dict(type="str"),
+            guests=dict(type="bool", default=False),
+            hub=dict(type="bool", default=False),
             checks=dict(type="list", elements="str", choices=CHECKS, default=CHECKS),
             python=dict(type="str"),
             ping_timeout=dict(type="float", default=1),
@@ -166,13 +201,13 @@ def main():
         required_one_of=[("namespace", "netns")],
         supports_check_mode=True,
     )
-    from loco_lan.netcheck import run_checks
-
     params = module.params
     if params["ping_timeout"] <= 0 or params["port_timeout"] <= 0:
         module.fail_json(msg="ping_timeout and port_timeout must be positive")
-    report = module.call(run_checks, hosts_of(module), params["interface"], params["checks"],
-                         params["ping_timeout"], params["port_timeout"])
+    if params["netns"] and (params["guests"] or params["hub"]):
+        module.fail_json(msg="guests and hub check emulator pods: use them with namespace, not netns")
+    interface = params["interface"] or ("eth0" if params["guests"] else "br0")
+    report = module.call(checked, module, interface)
     if params["report"]:
         module.call(report.write, params["report"])
     data = report.as_dict()

@@ -15,6 +15,10 @@ description:
   - Every blob is verified against its sha256 while it streams, an interrupted download resumes
     where it stopped, and C(qemu-img check) runs before the image is renamed into place; a
     failed pull leaves an existing image untouched.
+  - A qcow2 layer downloads into a partial file beside O(path), fsynced and recorded every
+    64 MiB, so a pull that dies or is killed is resumed by the next run (RV(resumed_from));
+    what an earlier pull left that cannot be resumed (a tar layer's temp file, another
+    digest's partial) is removed.
   - Idempotent - the manifest digest is recorded in C(<path>.snapshot.json) and nothing is
     downloaded when it matches (the file's size and modification time must match too).
   - With O(state=pushed), publishes the qcow2 at O(path) to O(reference) as an OCI artifact,
@@ -126,6 +130,12 @@ size:
 virtual_size:
   description: Virtual disk size in bytes, from C(qemu-img info).
   returned: when known
+  type: int
+resumed_from:
+  description:
+    - Bytes an earlier pull of the same qcow2 layer had safely written before it died or was
+      killed, which this pull kept (0 when it started from the beginning).
+  returned: always
   type: int
 reason:
   description:

@@ -21,11 +21,32 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- include "loco.name" (dict "root" . "component" "emulator") -}}
 {{- end -}}
 
-{{/* LAN modes that need NET_ADMIN and /dev/net/tun in the emulator container. */}}
-{{- define "loco.lanNeedsNetAdmin" -}}
-{{- has .Values.emulator.networkMode (list "bridge" "vxlan" "macvlan") -}}
-{{- end -}}
-
 {{- define "loco.image" -}}
 {{- printf "%s:%s" .image .tag -}}
+{{- end -}}
+
+{{/* The Secret holding coturn's static-auth-secret (given, or made by the chart). */}}
+{{- define "loco.turnSecret" -}}
+{{- .Values.streaming.turn.secret | default (include "loco.name" (dict "root" . "component" "turn")) -}}
+{{- end -}}
+
+{{/* The ICE servers clients get: the ones given, and the chart's TURN server (credentials are
+     added by the gateway per request, never written here). */}}
+{{- define "loco.iceServers" -}}
+{{- $servers := .Values.iceServers -}}
+{{- $t := .Values.streaming.turn -}}
+{{- if and .Values.streaming.enabled $t.enabled -}}
+{{- $host := $t.host | default (printf "%s.%s.svc.cluster.local" (include "loco.name" (dict "root" . "component" "turn")) .Release.Namespace) -}}
+{{- $servers = append $servers (dict "urls" (list (printf "turn:%s:%d?transport=udp" $host (int $t.port)) (printf "turn:%s:%d?transport=tcp" $host (int $t.port)))) -}}
+{{- end -}}
+{{- toJson $servers -}}
+{{- end -}}
+
+{{/* Every loco pod's security context: a high UID (10001, as in the images) that no node user has. */}}
+{{- define "loco.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile: {type: RuntimeDefault}
 {{- end -}}

@@ -1,4 +1,5 @@
-"""Helpers for the registry tests: clients, tiny real qcow2 images, hand-made images and ISOs."""
+"""Helpers for the registry tests and the reliability suite: clients, small real qcow2 images,
+hand-made images and ISOs."""
 
 import base64
 import datetime
@@ -35,17 +36,17 @@ def fast_client(credentials: Credentials | None = None) -> Client:
 
 
 def make_qcow2(path: Path, mib: int = 2, pattern: int | None = 0x5A) -> Path:
-    """A 16 MiB qcow2 with ``mib`` MiB at offset 0 of ``pattern``, or of random bytes if None
-    (incompressible, so compressed layers stay as big as the disk)."""
+    """A 16 MiB qcow2 (or ``mib`` MiB, if more) with ``mib`` MiB at offset 0 of ``pattern``, or of
+    random bytes if None (incompressible, so compressed layers stay as big as the disk)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if pattern is None:
         raw = path.with_suffix(".raw")
         raw.write_bytes(os.urandom(mib << 20))
         subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(path)], check=True)
-        subprocess.run(["qemu-img", "resize", "-q", str(path), "16M"], check=True)
+        subprocess.run(["qemu-img", "resize", "-q", str(path), f"{max(mib, 16)}M"], check=True)
         raw.unlink()
         return path
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "16M"], check=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), f"{max(mib, 16)}M"], check=True)
     if mib:
         subprocess.run(
             ["qemu-io", "-f", "qcow2", "-c", f"write -P {pattern} 0 {mib}M", str(path)],
@@ -58,15 +59,20 @@ def sha256_file(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def push_tar_image(client: Client, ref: Reference, members: dict[str, bytes]) -> str:
-    """Push a form (a) image whose single plain tar layer holds ``members`` (name -> content)."""
+def tar_bytes(members: dict[str, bytes]) -> bytes:
+    """A plain tar archive holding ``members`` (name -> content)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    layer = buffer.getvalue()
+    return buffer.getvalue()
+
+
+def push_tar_image(client: Client, ref: Reference, members: dict[str, bytes]) -> str:
+    """Push a form (a) image whose single plain tar layer holds ``members`` (name -> content)."""
+    layer = tar_bytes(members)
     config = encode({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
     for blob in (layer, config):
         client.upload_blob(ref, io.BytesIO(blob), sha256_digest(blob), len(blob))
