@@ -47,6 +47,41 @@ def test_the_arp_sweep_goes_out_in_small_batches(monkeypatch):
     assert sum((lanprobe.parse(frame) or {}).get("kind") == "arp" for frame in sent) == 61
 
 
+def test_a_late_reply_to_an_earlier_probe_is_not_an_answer(monkeypatch):
+    """A guest that answered the first probe's ping late, and no longer answers pings, fails the
+    second probe: its late reply carries the first probe's echo identifier."""
+    guest_mac, guest_ip = "52:54:00:4c:4f:01", "192.168.10.11"
+    probe_mac = lanprobe.mac_bytes(lanprobe.PROBE_MAC)
+    state = {"answer_pings": True, "late": [], "answered": b""}
+
+    async def no_wait(_seconds):
+        pass
+
+    def guest(port, frames):
+        for frame in frames:
+            seen = lanprobe.parse(frame)
+            if seen and seen["kind"] == "arp" and seen["op"] == 1 and seen["target"] == guest_ip:
+                port.send(lanprobe.arp(2, lanprobe.mac_bytes(guest_mac), guest_ip, probe_mac, lanprobe.PROBE_IP))
+                while state["late"]:  # the first probe's reply, arriving during the second
+                    port.send(state["late"].pop())
+            elif frame[12:14] == b"\x08\x00" and frame[34] == 8:  # an echo request to the guest
+                reply = bytearray(lanprobe.icmp_echo(lanprobe.mac_bytes(guest_mac), probe_mac, guest_ip,
+                                                     lanprobe.PROBE_IP, 1, int.from_bytes(frame[38:40], "big")))
+                reply[34] = 0  # echo reply
+                if state["answer_pings"]:
+                    port.send(bytes(reply))
+                    state["answered"] = bytes(reply)
+
+    monkeypatch.setattr(lanprobe.asyncio, "sleep", no_wait)
+    port = lanprobe.ProbePort(guest)
+    first = asyncio.run(port.probe("192.168.10.8/29"))
+    assert first["ping"] == [{"ip": guest_ip, "mac": guest_mac}]
+    state["answer_pings"] = False
+    state["late"].append(state["answered"])
+    second = asyncio.run(port.probe("192.168.10.8/29"))
+    assert second["arp"] == {guest_ip: [guest_mac]} and second["ping"] == []
+
+
 def test_a_healthy_segment_passes_every_guest():
     outcome = analysis.segment_outcome(GUESTS, healthy())
     assert not problems(outcome)

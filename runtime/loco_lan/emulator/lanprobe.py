@@ -4,8 +4,10 @@ from which the hub sees the guests as any machine on the segment would, whatever
 ``ProbePort.probe`` sends an ARP request for every address of the LAN's subnet (paced), pings every
 address that answered (at each MAC that claimed it) and sends an ICMPv6 echo to all nodes
 (ff02::1), once more for what did not answer; it answers ARP and neighbour solicitations
-for its own addresses, so the guests can reply. What came back is returned as it was seen;
-:mod:`loco_lan.netcheck` judges it. The frame builders and parsers here are pure and unit-tested.
+for its own addresses, so the guests can reply. Each probe's echoes carry an identifier of their
+own, so a late reply to an earlier probe is not taken for an answer to this one. What came back
+is returned as it was seen; :mod:`loco_lan.netcheck` judges it. The frame builders and parsers
+here are pure and unit-tested.
 """
 
 import asyncio
@@ -20,7 +22,7 @@ ETH_ARP, ETH_IP4, ETH_IP6 = 0x0806, 0x0800, 0x86DD
 BROADCAST = b"\xff" * 6
 ALL_NODES_MAC = bytes.fromhex("333300000001")
 ALL_NODES = ipaddress.IPv6Address("ff02::1")
-ECHO_ID = 0x4C4F
+ECHO_ID = 0x4C4F  # the first probe's echo identifier; each later probe takes the next
 # The ARP sweep goes out this many frames at a time, this many seconds apart: a whole /24 at once
 # overruns an emulated ne2k_pci's receive ring, and a TCG guest then loses its replies for a while.
 SWEEP_BATCH, SWEEP_GAP = 8, 0.02
@@ -61,8 +63,9 @@ def arp(op: int, sender_mac: bytes, sender_ip: str, target_mac: bytes, target_ip
     return ethernet(BROADCAST if op == 1 else target_mac, sender_mac, ETH_ARP, body)
 
 
-def icmp_echo(source_mac: bytes, destination_mac: bytes, source: str, destination: str, sequence: int) -> bytes:
-    icmp = struct.pack("!BBHHH", 8, 0, 0, ECHO_ID, sequence) + b"loco-lan-probe"
+def icmp_echo(source_mac: bytes, destination_mac: bytes, source: str, destination: str, sequence: int,
+              ident: int = ECHO_ID) -> bytes:
+    icmp = struct.pack("!BBHHH", 8, 0, 0, ident, sequence) + b"loco-lan-probe"
     icmp = icmp[:2] + struct.pack("!H", _checksum(icmp)) + icmp[4:]
     header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), sequence, 0, 64, 1, 0,
                          ipaddress.IPv4Address(source).packed, ipaddress.IPv4Address(destination).packed)
@@ -78,8 +81,8 @@ def _ip6(source_mac: bytes, destination_mac: bytes, source: ipaddress.IPv6Addres
     return ethernet(destination_mac, source_mac, ETH_IP6, header + icmp)
 
 
-def icmp6_echo(source_mac: bytes, source: ipaddress.IPv6Address, sequence: int) -> bytes:
-    icmp = struct.pack("!BBHHH", 128, 0, 0, ECHO_ID, sequence) + b"loco-lan-probe"
+def icmp6_echo(source_mac: bytes, source: ipaddress.IPv6Address, sequence: int, ident: int = ECHO_ID) -> bytes:
+    icmp = struct.pack("!BBHHH", 128, 0, 0, ident, sequence) + b"loco-lan-probe"
     return _ip6(source_mac, ALL_NODES_MAC, source, ALL_NODES, icmp)
 
 
@@ -103,13 +106,14 @@ def parse(frame: bytes) -> dict | None:
                 "target": str(ipaddress.IPv4Address(body[24:28])), "from": source_mac}
     if ethertype == ETH_IP4 and len(body) >= 28 and body[9] == 1:
         start = (body[0] & 0x0F) * 4
-        if body[start] == 0:  # echo reply
-            return {"kind": "echo", "ip": str(ipaddress.IPv4Address(body[12:16])), "mac": source_mac}
+        if len(body) >= start + 8 and body[start] == 0:  # echo reply
+            return {"kind": "echo", "ip": str(ipaddress.IPv4Address(body[12:16])), "mac": source_mac,
+                    "id": struct.unpack_from("!H", body, start + 4)[0]}
     if ethertype == ETH_IP6 and len(body) >= 48 and body[6] == 58:
         source = ipaddress.IPv6Address(body[8:24])
         icmp = body[40:]
-        if icmp[0] == 129:
-            return {"kind": "echo6", "ip": str(source), "mac": source_mac}
+        if icmp[0] == 129 and len(icmp) >= 8:
+            return {"kind": "echo6", "ip": str(source), "mac": source_mac, "id": struct.unpack_from("!H", icmp, 4)[0]}
         if icmp[0] == 135 and len(icmp) >= 24:
             return {"kind": "solicit", "ip": str(source), "mac": source_mac,
                     "target": str(ipaddress.IPv6Address(icmp[8:24]))}
@@ -128,6 +132,7 @@ class ProbePort:
         self.ll = link_local(mac)
         self.frames_in = self.frames_out = self.dropped = 0
         self._seen: list[dict] | None = None  # while probing
+        self._echo_id = ECHO_ID
         self._lock = asyncio.Lock()
 
     def send(self, frame: bytes) -> bool:
@@ -153,6 +158,8 @@ class ProbePort:
         """ARP every address of ``subnet``, ping the ones that answered, ICMPv6 echo to all nodes."""
         async with self._lock:
             network = ipaddress.IPv4Network(subnet)
+            ident = self._echo_id
+            self._echo_id = (ident + 1) & 0xFFFF
             self._seen = []
             try:
                 targets = [str(host) for host in network.hosts() if str(host) != self.ip]
@@ -175,11 +182,12 @@ class ProbePort:
                         for mac in macs:
                             sequence += 1
                             if (address, mac) not in echoes:
-                                self._put(icmp_echo(self.raw_mac, mac_bytes(mac), self.ip, address, sequence))
-                    self._put(icmp6_echo(self.raw_mac, self.ll, 1))
+                                self._put(icmp_echo(self.raw_mac, mac_bytes(mac), self.ip, address, sequence,
+                                                    ident))
+                    self._put(icmp6_echo(self.raw_mac, self.ll, 1, ident))
                     await asyncio.sleep(wait)
-                    echoes |= {(s["ip"], s["mac"]) for s in self._seen if s["kind"] == "echo"}
-                    echoes6 |= {(s["ip"], s["mac"]) for s in self._seen if s["kind"] == "echo6"}
+                    echoes |= {(s["ip"], s["mac"]) for s in self._seen if s["kind"] == "echo" and s["id"] == ident}
+                    echoes6 |= {(s["ip"], s["mac"]) for s in self._seen if s["kind"] == "echo6" and s["id"] == ident}
                     if all((a, m) in echoes for a, macs in claims.items() for m in macs):
                         break
             finally:
