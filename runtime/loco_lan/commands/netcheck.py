@@ -44,6 +44,8 @@ def register(subparsers) -> None:
     parser.add_argument("--ping-timeout", type=float, default=1.0, metavar="S", help="per ping (1)")
     parser.add_argument("--port-timeout", type=float, default=5.0, metavar="S",
                         help="how long each port probe keeps trying (5)")
+    parser.add_argument("--boot-timeout", type=float, default=120.0, metavar="S",
+                        help="with --guests: how long each guest has to answer before the checks start (120)")
     parser.add_argument("--report", metavar="OUT.json", help="also write the JSON report here (atomically)")
     parser.set_defaults(func=run_netcheck)
 
@@ -58,8 +60,8 @@ def parse_checks(text: str) -> list[str]:
 
 def run_netcheck(args: argparse.Namespace) -> int:
     checks = parse_checks(args.checks)
-    if args.ping_timeout <= 0 or args.port_timeout <= 0:
-        raise LocoError("--ping-timeout and --port-timeout must be positive")
+    if min(args.ping_timeout, args.port_timeout, args.boot_timeout) <= 0:
+        raise LocoError("--ping-timeout, --port-timeout and --boot-timeout must be positive")
     interface = args.interface or (GUEST_INTERFACE if args.guests else DEFAULT_INTERFACE)
     if args.netns:
         if args.guests or args.hub:
@@ -71,7 +73,8 @@ def run_netcheck(args: argparse.Namespace) -> int:
         api = kube.api_client(args.kubeconfig, args.context)
         with kube_guest_lan(api, args.namespace, args.selector, kubeconfig=args.kubeconfig, context=args.context,
                             guests=args.guests, hub=args.hub) as (hosts, hub, guests):
-            report = run_checks(hosts, interface, checks, args.ping_timeout, args.port_timeout, hub=hub, guests=guests)
+            report = run_checks(hosts, interface, checks, args.ping_timeout, args.port_timeout, hub=hub, guests=guests,
+                                boot_timeout=args.boot_timeout)
     else:
         api = kube.api_client(args.kubeconfig, args.context)
         hosts = kube_hosts(api, args.namespace, args.selector, args.container, args.python or "python3")

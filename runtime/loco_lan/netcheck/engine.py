@@ -50,11 +50,12 @@ def call_agent(host: Host, mode: str, params: dict, timeout: float) -> dict | st
         return f"check agent ({host.python}) printed no JSON: {ran.stdout[:80]!r}"
 
 
-def _facts(host: Host, interface: str) -> HostFacts:
+def _facts(host: Host, interface: str, boot_timeout: float) -> HostFacts:
     if host.guest:
         # The guest answers DirectPlay probes with its hostname: make it the name the checks use.
+        # The first call waits for a guest still booting; the checks after it find it up.
         ran = host.run(["sh", "-c", f"hostname {shlex.quote(host.name)} && ip addr show dev {shlex.quote(interface)}"],
-                       timeout=EXEC_SLACK)
+                       timeout=max(boot_timeout, EXEC_SLACK))
         if ran.returncode != 0:
             return HostFacts(host.name, interface, error=_failure(ran, "ip addr (in the guest)"))
         return analysis.parse_addr_text(host.name, interface, ran.stdout.decode("utf-8", "replace"))
@@ -92,16 +93,18 @@ def probe_segment(hub: str, subnet: str = SUBNET, wait: float = 1.5) -> dict | s
 
 def run_checks(hosts: list[Host], interface: str, checks: Iterable[str] = CHECKS,
                ping_timeout: float = 1.0, port_timeout: float = 5.0, hub: str | None = None,
-               guests: list[Guest] = (), subnet: str = SUBNET) -> Report:
+               guests: list[Guest] = (), subnet: str = SUBNET, boot_timeout: float = EXEC_SLACK) -> Report:
     """Check the LAN the hosts share on ``interface``; the Report says what failed and between whom.
 
     With ``hub`` (instance 0's health URL) the hub's probe port also checks ``guests`` from the
-    segment itself (check ``segment``), whatever runs inside them; ``hosts`` may then be empty."""
+    segment itself (check ``segment``), whatever runs inside them; ``hosts`` may then be empty.
+    A guest that runs the checks itself has ``boot_timeout`` seconds to answer first (it may still boot)."""
     checks = [check for check in CHECKS if check in set(checks)]
     names = [host.name for host in hosts]
     if hub:
         # The guests first: their checks wait for each to answer (booted), then the segment is probed.
-        inside = run_checks(hosts, interface, checks, ping_timeout, port_timeout) if hosts else None
+        inside = run_checks(hosts, interface, checks, ping_timeout, port_timeout,
+                            boot_timeout=boot_timeout) if hosts else None
         report = Report(interface, [], [*checks, "segment"] if hosts else ["segment"])
         seen = probe_segment(hub, subnet)
         if isinstance(seen, str):
@@ -119,7 +122,7 @@ def run_checks(hosts: list[Host], interface: str, checks: Iterable[str] = CHECKS
         raise LocoError(f"need at least two hosts to check a LAN, got {len(hosts)} ({', '.join(names)})")
     if len(set(names)) != len(names):
         raise LocoError(f"host names must be unique: {', '.join(names)}")
-    facts = _parallel(lambda host: _facts(host, interface), [(host,) for host in hosts])
+    facts = _parallel(lambda host: _facts(host, interface, boot_timeout), [(host,) for host in hosts])
     report = Report(interface, facts, checks, extra=analysis.host_findings(facts))
     live = [(host, fact) for host, fact in zip(hosts, facts, strict=True) if not fact.error]
 

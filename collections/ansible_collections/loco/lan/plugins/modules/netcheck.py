@@ -81,6 +81,12 @@ options:
     description: Seconds each port probe keeps trying (a target's listener may start a moment late).
     type: float
     default: 5
+  boot_timeout:
+    description:
+      - With O(guests=true), seconds each guest has to answer its guest channel before the checks start, so
+        guests still booting are waited for rather than reported silent.
+    type: float
+    default: 120
   report:
     description:
       - Where to write the JSON report on the managed host, atomically. Written in check mode too - it is
@@ -174,7 +180,8 @@ def checked(module, interface):
         with kube_guest_lan(module.api(), params["namespace"], params["selector"], kubeconfig=params["kubeconfig"],
                             context=params["context"], guests=params["guests"], hub=params["hub"]) as lan:
             hosts, hub, guests = lan
-            return run_checks(hosts, interface, params["checks"], *timing, hub=hub, guests=guests)
+            return run_checks(hosts, interface, params["checks"], *timing, hub=hub, guests=guests,
+                              boot_timeout=params["boot_timeout"])
     hosts = kube_hosts(module.api(), params["namespace"], params["selector"], params["container"],
                        params["python"] or "python3")
     return run_checks(hosts, interface, params["checks"], *timing)
@@ -194,6 +201,7 @@ def main():
             python=dict(type="str"),
             ping_timeout=dict(type="float", default=1),
             port_timeout=dict(type="float", default=5),
+            boot_timeout=dict(type="float", default=120),
             report=dict(type="path"),
         ),
         kube=True,
@@ -202,8 +210,8 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    if params["ping_timeout"] <= 0 or params["port_timeout"] <= 0:
-        module.fail_json(msg="ping_timeout and port_timeout must be positive")
+    if min(params["ping_timeout"], params["port_timeout"], params["boot_timeout"]) <= 0:
+        module.fail_json(msg="ping_timeout, port_timeout and boot_timeout must be positive")
     if params["netns"] and (params["guests"] or params["hub"]):
         module.fail_json(msg="guests and hub check emulator pods: use them with namespace, not netns")
     interface = params["interface"] or ("eth0" if params["guests"] else "br0")
